@@ -1,0 +1,13 @@
+//
+// crew — structured concurrency for Boost.Asio coroutines.
+// Distributed under the Boost Software License, Version 1.0.
+//
+#ifndef CREW_CREW_HPP
+#define CREW_CREW_HPP
+
+#include <crew/config.hpp>
+#include <crew/error.hpp>
+#include <crew/source_location.hpp>
+#include <crew/task_group.hpp>
+
+#endif

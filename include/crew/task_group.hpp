@@ -1,0 +1,243 @@
+//
+// crew — structured concurrency for Boost.Asio coroutines.
+// Distributed under the Boost Software License, Version 1.0.
+//
+#ifndef CREW_TASK_GROUP_HPP
+#define CREW_TASK_GROUP_HPP
+
+#include <crew/config.hpp>
+#include <crew/error.hpp>
+#include <crew/source_location.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/execution_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace crew {
+
+/** What a task group does when one of its tasks fails. */
+enum class failure_policy {
+  /// Every task runs to its end; the wait reports every failure.
+  collect_all,
+  /// The first failure cancels every other task (Go's errgroup.WithContext); the wait
+  /// reports it first, then any other real failure. Cancelled tasks are not failures.
+  cancel_on_first,
+};
+
+/// A limit that is no limit.
+inline constexpr std::size_t unlimited = static_cast<std::size_t>(-1);
+
+/** Options of a task group. Designated initializers keep call sites readable. */
+struct task_group_options {
+  failure_policy policy = failure_policy::collect_all;
+  /// The most tasks that run at once, at least 1, or `crew::unlimited`. Tasks beyond it
+  /// wait in FIFO order.
+  std::size_t limit = unlimited;
+  /// Called once per failure, after it is recorded, on the group's strand. A handler
+  /// that throws has its exception recorded as a failure of stage `handler`.
+  std::function<void(task_failure const&)> on_failure;
+  /// Appears in diagnostics.
+  std::string name;
+};
+
+/** Options of one spawned task. */
+struct spawn_options {
+  /// Appears in the task's failure.
+  std::string name;
+  /// Replaces the group's `on_failure` for this task.
+  std::function<void(task_failure const&)> on_failure;
+};
+
+namespace detail {
+class group_core;
+class task_node;
+template <class Executor>
+class group_state;
+}  // namespace detail
+
+/** A set of coroutine tasks that are waited for, and cancelled, together.
+
+    Each task is an `awaitable<void>`, an `awaitable<boost::system::error_code>`
+    (Go style: a non-zero code is a failure), or a callable that returns one; the
+    group keeps a callable alive until its coroutine ends. Every task gets its own
+    `cancellation_signal`; every failure is recorded as a `task_failure` with the
+    task's id, name, spawn site and throw-site trace.
+
+    A task starts on the group's executor, never inside `spawn`: spawning posts the
+    task's first step. All member functions may be called from any thread.
+
+    Destroying the group cancels its tasks and never blocks; the tasks finish on
+    their own and the group's state lives until the last one ends. Failures that no
+    wait reported by then are printed to stderr.
+
+    @tparam Executor The executor tasks run on; `any_io_executor` by default.
+*/
+template <class Executor = net::any_io_executor>
+class basic_task_group {
+ public:
+  using executor_type = Executor;
+
+  /// Rebinds the group to another executor type.
+  template <class OtherExecutor>
+  struct rebind_executor {
+    using other = basic_task_group<OtherExecutor>;
+  };
+
+  /// A group with the default options: collect all failures, no limit.
+  explicit basic_task_group(executor_type const& ex);
+
+  /// @throws std::invalid_argument if `options.limit` is 0.
+  basic_task_group(executor_type const& ex, task_group_options options);
+
+  /// A group on the context's executor.
+  template <class ExecutionContext>
+  requires std::is_convertible_v<ExecutionContext&, net::execution_context&>
+  explicit basic_task_group(ExecutionContext& ctx)
+      : basic_task_group(executor_type(ctx.get_executor())) {}
+
+  template <class ExecutionContext>
+  requires std::is_convertible_v<ExecutionContext&, net::execution_context&> basic_task_group(
+      ExecutionContext& ctx, task_group_options options)
+      : basic_task_group(executor_type(ctx.get_executor()), std::move(options)) {}
+
+  basic_task_group(basic_task_group&& other) noexcept = default;
+
+  /// Shuts this group down (as the destructor does), then takes over `other`'s tasks.
+  basic_task_group& operator=(basic_task_group&& other) noexcept;
+
+  /// Cancels every task and returns at once; see the class description.
+  ~basic_task_group();
+
+  executor_type get_executor() const noexcept { return ex_; }
+
+  /** Spawns a task; past the limit it waits, FIFO, for a slot.
+
+      @param task An rvalue `awaitable<void>` or `awaitable<error_code>`, or a callable
+      returning one.
+      @param site Defaults to the caller's location.
+  */
+  template <class Task>
+  void spawn(Task&& task, source_location site = source_location::current());
+
+  /// Spawns a named task, or one with its own failure handler.
+  template <class Task>
+  void spawn(Task&& task, spawn_options options, source_location site = source_location::current());
+
+  /// Spawns the task only if a slot is free now (Go's `TryGo`); false otherwise.
+  template <class Task>
+  bool try_spawn(Task&& task, source_location site = source_location::current());
+
+  template <class Task>
+  bool try_spawn(Task&& task, spawn_options options,
+                 source_location site = source_location::current());
+
+  /** Spawns the task once a slot is free.
+
+      @par Completion signature
+      `void(boost::system::error_code)`: success once the task was admitted (it has
+      not run yet); `crew::error::shut_down` if the group was destroyed first.
+
+      @par Per-operation cancellation
+      All types. While the task still waits for a slot it is dropped without ever
+      running and the operation completes with `operation_aborted`; once admitted,
+      cancellation has no effect.
+  */
+  template <class Task, BOOST_ASIO_COMPLETION_TOKEN_FOR(void(boost::system::error_code))
+                            CompletionToken BOOST_ASIO_DEFAULT_COMPLETION_TOKEN_TYPE(executor_type)>
+  auto async_spawn(Task&& task,
+                   CompletionToken&& token BOOST_ASIO_DEFAULT_COMPLETION_TOKEN(executor_type),
+                   source_location site = source_location::current());
+
+  template <class Task, BOOST_ASIO_COMPLETION_TOKEN_FOR(void(boost::system::error_code))
+                            CompletionToken BOOST_ASIO_DEFAULT_COMPLETION_TOKEN_TYPE(executor_type)>
+  auto async_spawn(Task&& task, spawn_options options,
+                   CompletionToken&& token BOOST_ASIO_DEFAULT_COMPLETION_TOKEN(executor_type),
+                   source_location site = source_location::current());
+
+  /// Changes the limit; a higher one starts waiting tasks at once.
+  /// @throws std::invalid_argument if `limit` is 0.
+  void set_limit(std::size_t limit);
+
+  std::size_t limit() const noexcept;
+
+  /** Cancels every running task by emitting `type` on its signal.
+
+      Waiting tasks, and tasks spawned before the next wait completes, start
+      cancelled. An `operation_aborted` that ends a task after this is counted as
+      cancelled, never as a failure.
+  */
+  void cancel(net::cancellation_type type = net::cancellation_type::terminal);
+
+  /// Tasks spawned and not yet finished, including those waiting for a slot.
+  std::size_t size() const noexcept;
+
+  /// The failures recorded since the last completed wait, in order.
+  std::vector<task_failure> failures() const;
+
+  /** Waits until every task finished.
+
+      @par Completion signature
+      `void(std::exception_ptr)`: null if no task failed since the last completed
+      wait, else a `crew::task_errors` holding every failure in the order recorded.
+      The failures are handed to every wait that completes at that moment and the
+      group is ready for reuse. An empty group completes at once.
+
+      @par Per-operation cancellation
+      All types. Cancelling the wait cancels every task (terminal); the wait
+      completes after they finished, with `operation_aborted` unless some task
+      really failed, in which case it completes with the `task_errors`.
+  */
+  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(std::exception_ptr))
+                CompletionToken BOOST_ASIO_DEFAULT_COMPLETION_TOKEN_TYPE(executor_type)>
+  auto async_wait(CompletionToken&& token BOOST_ASIO_DEFAULT_COMPLETION_TOKEN(executor_type));
+
+  /** Waits until every task finished, or until `timeout` passed.
+
+      @par Completion signature
+      `void(std::exception_ptr)`: as `async_wait`; on timeout a
+      `boost::system::system_error` with `crew::error::timed_out`. The tasks go on
+      after a timeout, and their failures stay for the next wait.
+
+      @par Per-operation cancellation
+      As `async_wait`.
+  */
+  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(std::exception_ptr))
+                CompletionToken BOOST_ASIO_DEFAULT_COMPLETION_TOKEN_TYPE(executor_type)>
+  auto async_wait_for(std::chrono::steady_clock::duration timeout,
+                      CompletionToken&& token BOOST_ASIO_DEFAULT_COMPLETION_TOKEN(executor_type));
+
+  /// `co_await g.wait()`: the awaitable form of async_wait; throws `crew::task_errors`.
+  template <class AwaitableExecutor = net::any_io_executor>
+  net::awaitable<void, AwaitableExecutor> wait() {
+    return async_wait(net::use_awaitable_t<AwaitableExecutor>{});
+  }
+
+ private:
+  template <class Task>
+  detail::task_node* make_task(Task&& task, spawn_options&& options, source_location site);
+
+  detail::group_state<Executor>& state() const;
+
+  executor_type ex_;
+  std::shared_ptr<detail::group_state<Executor>> state_;
+};
+
+/// A task group on `any_io_executor`.
+using task_group = basic_task_group<>;
+
+}  // namespace crew
+
+#include <crew/impl/task_group.hpp>
+
+#endif
