@@ -40,7 +40,7 @@ void task_node::emit_pending() noexcept {
   std::uint32_t s = state_.load(std::memory_order_acquire);
   for (;;) {
     if ((s & (active_mask | emitting)) != 0 || (s & pending) == 0 || (s & started) == 0) return;
-    if ((s & finished) != 0) {
+    if ((s & finished_bit) != 0) {
       if (state_.compare_exchange_weak(s, s & ~pending, std::memory_order_acq_rel,
                                        std::memory_order_acquire))
         return;
@@ -82,6 +82,7 @@ task_failure make_failure(task_node const& n, std::exception_ptr e, task_stage s
 }
 
 void link(task_node*& first, task_node* n) noexcept {
+  n->running_ = true;
   n->prev_ = nullptr;
   n->next_ = first;
   if (first) first->prev_ = n;
@@ -95,6 +96,7 @@ void unlink(task_node*& first, task_node* n) noexcept {
     first = n->next_;
   if (n->next_) n->next_->prev_ = n->prev_;
   n->prev_ = n->next_ = nullptr;
+  n->running_ = false;
 }
 
 }  // namespace
@@ -210,6 +212,22 @@ void group_core::task_done(task_node* n, std::exception_ptr e) noexcept {
   } catch (...) {
     // Only allocation can fail here; a group that cannot record a failure cannot
     // honour its contract either.
+    std::terminate();
+  }
+  run(todo);
+}
+
+void group_core::task_abandoned(task_node* n) noexcept {
+  n->mark_finished();
+  after_unlock todo;
+  try {
+    std::lock_guard lock(mutex_);
+    if (!n->running_) return;  // never admitted, or withdrawn from the queue
+    unlink(running_first_, n);
+    --running_;
+    fill_slots_locked(todo);
+    finish_waits_locked(todo);
+  } catch (...) {
     std::terminate();
   }
   run(todo);

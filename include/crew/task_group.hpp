@@ -46,17 +46,17 @@ struct task_group_options {
   std::size_t limit = unlimited;
   /// Called once per failure, after it is recorded, on the group's strand. A handler
   /// that throws has its exception recorded as a failure of stage `handler`.
-  std::function<void(task_failure const&)> on_failure;
+  std::function<void(task_failure const&)> on_failure{};
   /// Appears in diagnostics.
-  std::string name;
+  std::string name{};
 };
 
 /** Options of one spawned task. */
 struct spawn_options {
   /// Appears in the task's failure.
-  std::string name;
+  std::string name{};
   /// Replaces the group's `on_failure` for this task.
-  std::function<void(task_failure const&)> on_failure;
+  std::function<void(task_failure const&)> on_failure{};
 };
 
 namespace detail {

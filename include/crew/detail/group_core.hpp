@@ -69,6 +69,10 @@ class group_core : public std::enable_shared_from_this<group_core> {
   /// Records the end of `n`'s body. Called inside the task's last section.
   void task_done(task_node* n, std::exception_ptr e) noexcept;
 
+  /// Records a task whose coroutine was destroyed unfinished, or never started
+  /// because its executor's context was destroyed: counted as cancelled.
+  void task_abandoned(task_node* n) noexcept;
+
   /// Emits `type` on every running task; queued and later tasks start cancelled,
   /// until the next wait completes.
   void cancel(boost::asio::cancellation_type type) noexcept;

@@ -84,7 +84,11 @@ class task_node {
   }
 
   /// Called once, inside the task's last section: no emission happens after it.
-  void mark_finished() noexcept { state_.fetch_or(finished, std::memory_order_acq_rel); }
+  void mark_finished() noexcept { state_.fetch_or(finished_bit, std::memory_order_acq_rel); }
+
+  bool finished() const noexcept {
+    return (state_.load(std::memory_order_acquire) & finished_bit) != 0;
+  }
 
   group_core* core() const noexcept { return core_; }
 
@@ -98,6 +102,7 @@ class task_node {
   task_node* prev_ = nullptr;
   task_node* next_ = nullptr;
   bool queued_ = false;
+  bool running_ = false;
   spawn_waiter* waiter_ = nullptr;  // set while an async_spawn waits for its slot
   std::uint64_t spawn_key_ = 0;
 
@@ -124,7 +129,7 @@ class task_node {
   static constexpr std::uint32_t started = 1u << 16;
   static constexpr std::uint32_t emitting = 1u << 17;
   static constexpr std::uint32_t pending = 1u << 18;
-  static constexpr std::uint32_t finished = 1u << 19;
+  static constexpr std::uint32_t finished_bit = 1u << 19;
   static constexpr std::uint32_t requested = 1u << 20;
 
   static void pause(unsigned& spins) noexcept;

@@ -120,9 +120,32 @@ decltype(auto) awaitable_of(Task& task) {
 /// The bottom frame of a task's coroutine stack: runs the task, then reports its
 /// outcome inline. Unlike co_spawn's entry point it has no initial dispatch and no
 /// final post, and every exception, cancellation included, is caught.
+/// The task entry frame's reference to its node. When the frame is destroyed
+/// before the task reported its end (its io_context was destroyed with the task
+/// suspended, or before it started), it reports the task as abandoned: cancelled.
+class entry_ref {
+ public:
+  explicit entry_ref(task_node* n) noexcept : n_(n) {}  // adopts a reference
+  entry_ref(entry_ref&& o) noexcept : n_(std::exchange(o.n_, nullptr)) {}
+  entry_ref& operator=(entry_ref&&) = delete;
+  ~entry_ref() {
+    if (!n_) return;
+    if (!n_->finished()) n_->core()->task_abandoned(n_);
+    n_->release();
+  }
+  task_node* get() const noexcept { return n_; }
+  task_node* operator->() const noexcept { return n_; }
+
+ private:
+  task_node* n_;
+};
+
+/// The bottom frame of a task's coroutine stack: runs the task, then reports its
+/// outcome inline. Unlike co_spawn's entry point it has no initial dispatch and no
+/// final post, and every exception, cancellation included, is caught.
 template <class AwaitableExecutor, class Result, class Task>
 net::awaitable<net::detail::awaitable_thread_entry_point, AwaitableExecutor> task_entry(
-    node_ref node, Task task) {
+    entry_ref node, Task task) {
   std::exception_ptr e;
   try {
     if constexpr (std::is_void_v<Result>)
@@ -195,7 +218,7 @@ task_node* make_task_node(group_core* core, Inner const& inner, Task&& task,
     alloc.deallocate(n, 1);
     throw;
   }
-  node_ref owner(n);  // the initial reference, handed to the task's entry frame
+  entry_ref owner(n);  // the initial reference, handed to the task's entry frame
   n->id_ = next_task_id();
   n->name_ = std::move(options.name);
   n->on_failure_ = std::move(options.on_failure);
@@ -256,14 +279,26 @@ class wait_op final : public wait_op_base {
 
   void start_timer(std::shared_ptr<group_core> const& core, std::chrono::steady_clock::duration d) {
     timer_.emplace(handler_.io_executor(), d);
+    // One reference for the group's link, one for the timer's handler; the handler
+    // drops its reference even if it is destroyed without being called.
     refs_ = 2;
-    timer_->async_wait([this, weak = std::weak_ptr<group_core>(core)](boost::system::error_code) {
-      auto c = weak.lock();
-      if (c && c->detach_waiter(this))
-        finish(std::make_exception_ptr(
-            boost::system::system_error(make_error_code(error::timed_out))));
-      drop();
-    });
+    struct timer_ref {
+      wait_op* op;
+      timer_ref(wait_op* o) noexcept : op(o) {}
+      timer_ref(timer_ref&& o) noexcept : op(std::exchange(o.op, nullptr)) {}
+      ~timer_ref() {
+        if (op) op->drop();
+      }
+    };
+    timer_->async_wait(
+        [ref = timer_ref(this), weak = std::weak_ptr<group_core>(core)](boost::system::error_code) {
+          auto c = weak.lock();
+          if (c && c->detach_waiter(ref.op)) {
+            ref.op->finish(std::make_exception_ptr(
+                boost::system::system_error(make_error_code(error::timed_out))));
+            ref.op->drop();  // the group's reference: it will never complete this op now
+          }
+        });
   }
 
   void complete(std::exception_ptr result) noexcept override {

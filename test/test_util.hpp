@@ -1,0 +1,51 @@
+//
+// crew — structured concurrency for Boost.Asio coroutines.
+// Distributed under the Boost Software License, Version 1.0.
+//
+// Small awaitables the tests share.
+//
+#ifndef CREW_TEST_TEST_UTIL_HPP
+#define CREW_TEST_TEST_UTIL_HPP
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <chrono>
+#include <stdexcept>
+#include <string>
+
+namespace crew_test {
+
+namespace net = boost::asio;
+
+/// Suspends once, through the executor's queue.
+inline net::awaitable<void> yield_once() {
+  auto ex = co_await net::this_coro::executor;
+  co_await net::post(ex, net::use_awaitable);
+}
+
+/// Suspends `n` times.
+inline net::awaitable<void> yield_n(int n) {
+  auto ex = co_await net::this_coro::executor;
+  for (int i = 0; i < n; ++i) co_await net::post(ex, net::use_awaitable);
+}
+
+/// Sleeps on a steady_timer; cancellation aborts it at once.
+inline net::awaitable<void> sleep_for(std::chrono::steady_clock::duration d) {
+  auto ex = co_await net::this_coro::executor;
+  net::steady_timer timer(ex, d);
+  co_await timer.async_wait(net::use_awaitable);
+}
+
+/// A failure with a recognisable message.
+struct test_error : std::runtime_error {
+  explicit test_error(int n) : std::runtime_error("test error " + std::to_string(n)), n(n) {}
+  int n;
+};
+
+}  // namespace crew_test
+
+#endif
