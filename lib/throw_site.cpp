@@ -160,6 +160,11 @@ extern "C" [[noreturn]] void __cxa_throw(void* object, void* type, void (*dest)(
       // Skip this hook's own frame: the first frame is the function that threw.
       std::size_t const n = boost::stacktrace::safe_dump_to(1, r->frames, sizeof r->frames);
       r->size = n < max_frames ? n : max_frames;
+      // Frames hold return addresses; a call to a noreturn function such as this
+      // one may be the last instruction of its function, so the return address can
+      // lie past its end. Point into the call instruction instead.
+      for (std::size_t i = 0; i < r->size; ++i)
+        r->frames[i] = static_cast<char const*>(r->frames[i]) - 1;
       insert(r);
       dest = &destroy_traced;
     }

@@ -19,6 +19,7 @@
 #include <boost/asio/recycling_allocator.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include <mutex>
 #include <optional>
@@ -74,21 +75,33 @@ struct is_task_executor : std::false_type {};
 template <class I>
 struct is_task_executor<task_executor<I>> : std::true_type {};
 
-/// Calls `f` with the concrete executor a task of a group on `ex` should run on:
-/// the io_context or strand executor behind an any_io_executor when there is one,
-/// without any crew task executor it may wrap.
+template <class Inner, class AnyExecutor, class F>
+bool visit_if(AnyExecutor const& ex, F& f, task_node*& result) {
+  if (auto const* p = ex.template target<Inner>()) {
+    result = f(*p);
+    return true;
+  }
+  if (auto const* p = ex.template target<task_executor<Inner>>()) {
+    result = f(p->get_inner_executor());
+    return true;
+  }
+  return false;
+}
+
+/// Calls `f` with the concrete executor a task of a group on `ex` should run on: the
+/// io_context, thread_pool or strand executor behind an any_io_executor when there is
+/// one, without any crew task executor that may wrap it. Concrete executors keep the
+/// task executor small enough for any_io_executor's in-place storage; anything else
+/// costs an allocation per copy of the task's executor.
 template <class Executor, class F>
-decltype(auto) visit_inner(Executor const& ex, F&& f) {
+task_node* visit_inner(Executor const& ex, F&& f) {
   if constexpr (std::is_same_v<Executor, net::any_io_executor>) {
     using io = net::io_context::executor_type;
-    using io_strand = net::strand<io>;
-    if (auto const* p = ex.template target<io>()) return f(*p);
-    if (auto const* p = ex.template target<task_executor<io>>()) return f(p->get_inner_executor());
-    if (auto const* p = ex.template target<io_strand>()) return f(*p);
-    if (auto const* p = ex.template target<task_executor<io_strand>>())
-      return f(p->get_inner_executor());
-    if (auto const* p = ex.template target<task_executor<net::any_io_executor>>())
-      return f(p->get_inner_executor());
+    using pool = net::thread_pool::executor_type;
+    task_node* n = nullptr;
+    if (visit_if<io>(ex, f, n) || visit_if<net::strand<io>>(ex, f, n) || visit_if<pool>(ex, f, n) ||
+        visit_if<net::strand<pool>>(ex, f, n) || visit_if<net::any_io_executor>(ex, f, n))
+      return n;
     return f(ex);
   } else if constexpr (is_task_executor<Executor>::value) {
     return f(ex.get_inner_executor());

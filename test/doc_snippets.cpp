@@ -1,0 +1,184 @@
+//
+// crew — structured concurrency for Boost.Asio coroutines.
+// Distributed under the Boost Software License, Version 1.0.
+//
+// The code shown in README.md and docs/. Each `//[name` ... `//]` region is copied
+// verbatim into the Markdown; scripts/check-docs fails when they drift apart.
+//
+#define BOOST_TEST_MODULE doc_snippets
+#include "co_test.hpp"
+
+//[readme_example
+#include <crew/crew.hpp>
+
+#include <boost/asio.hpp>
+#include <iostream>
+
+namespace net = boost::asio;
+using namespace std::chrono_literals;
+
+net::awaitable<void> fetch(std::string url);  // any coroutine
+
+net::awaitable<void> crawl(std::vector<std::string> urls) {
+  auto ex = co_await net::this_coro::executor;  // name the executor first
+  crew::task_group group{ex, {.policy = crew::failure_policy::cancel_on_first, .limit = 8}};
+  for (auto const& url : urls) group.spawn(fetch(url), {.name = url});
+  try {
+    co_await group.wait();  // every task finished, or was cancelled by the first failure
+  } catch (crew::task_errors const& errors) {
+    for (auto const& failure : errors.failures())
+      std::cerr << failure;  // name, id, spawn site, what(), and where it was thrown
+  }
+}
+//]
+
+#include "test_util.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <sstream>
+
+namespace {
+
+std::vector<std::string> fetched;
+
+int run_main(net::awaitable<void> (*body)()) {
+  net::io_context ctx;
+  std::exception_ptr failure;
+  net::co_spawn(ctx, body(), [&](std::exception_ptr e) { failure = e; });
+  ctx.run();
+  if (failure) std::rethrow_exception(failure);
+  return 0;
+}
+
+struct fetch_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+}  // namespace
+
+net::awaitable<void> fetch(std::string url) {
+  co_await crew_test::sleep_for(url == "bad" ? 1ms : 1h);
+  if (url == "bad") throw fetch_error("cannot fetch " + url);
+  fetched.push_back(url);
+}
+
+BOOST_AUTO_TEST_CASE(readme_example_cancels_the_rest_on_the_first_failure) {
+  std::ostringstream captured;
+  auto* old = std::cerr.rdbuf(captured.rdbuf());
+  run_main([]() -> net::awaitable<void> {
+    std::vector<std::string> urls{"a", "bad", "c"};
+    co_await crawl(std::move(urls));
+  });
+  std::cerr.rdbuf(old);
+  BOOST_TEST(fetched.empty());  // the 1-hour fetches were cancelled at once
+  BOOST_TEST(captured.str().find("task 'bad'") != std::string::npos, captured.str());
+  BOOST_TEST(captured.str().find("cannot fetch bad") != std::string::npos);
+  BOOST_TEST(captured.str().find("thrown at:") != std::string::npos);
+}
+
+CO_TEST_CASE(spawn_and_wait) {
+  //[spawn_and_wait
+  auto ex = co_await net::this_coro::executor;
+  crew::task_group group{ex};
+  int done = 0;
+  group.spawn([&]() -> net::awaitable<void> {  // a callable is kept alive until it ends
+    co_await crew_test::sleep_for(1ms);
+    ++done;
+  });
+  group.spawn(crew_test::yield_once());  // or an awaitable
+  co_await group.wait();                 // throws crew::task_errors if a task failed
+  //]
+  BOOST_TEST(done == 1);
+}
+
+CO_TEST_CASE(errors_as_values) {
+  auto ex = co_await net::this_coro::executor;
+  crew::task_group group{ex};
+  //[errors_as_values
+  group.spawn([]() -> net::awaitable<boost::system::error_code> {
+    co_return net::error::connection_refused;  // Go style: a non-zero code is a failure
+  });
+  auto [e] = co_await group.async_wait(net::as_tuple(net::use_awaitable));
+  boost::system::error_code code;
+  try {
+    if (e) std::rethrow_exception(e);
+  } catch (crew::task_errors const& errors) {
+    if (auto const* se = errors.first().as<boost::system::system_error>()) code = se->code();
+  }
+  //]
+  BOOST_TEST((code == net::error::connection_refused));
+}
+
+CO_TEST_CASE(limits) {
+  auto ex = co_await net::this_coro::executor;
+  //[limits
+  crew::task_group group{ex, {.limit = 4}};  // at most 4 tasks run at once
+  for (int i = 0; i < 100; ++i)
+    group.spawn(crew_test::yield_n(3));  // past the limit, tasks wait in FIFO order
+
+  bool const admitted = group.try_spawn(crew_test::yield_once());  // false: no free slot
+
+  auto op = group.async_spawn(crew_test::yield_once(), net::use_awaitable);
+  co_await std::move(op);  // suspends until a slot is free: back-pressure
+
+  group.set_limit(16);  // takes effect at once
+  co_await group.wait();
+  //]
+  BOOST_TEST(!admitted);
+}
+
+CO_TEST_CASE(wait_for) {
+  auto ex = co_await net::this_coro::executor;
+  crew::task_group group{ex};
+  group.spawn(crew_test::sleep_for(1h));
+  //[wait_for
+  auto [e] = co_await group.async_wait_for(10ms, net::as_tuple(net::use_awaitable));
+  if (e) {
+    // crew::error::timed_out: the tasks go on; wait again, or cancel them.
+    group.cancel();
+    co_await group.wait();  // cancelled tasks are not failures
+  }
+  //]
+  BOOST_TEST(static_cast<bool>(e));
+}
+
+CO_TEST_CASE(on_failure) {
+  auto ex = co_await net::this_coro::executor;
+  std::ostringstream log;
+  //[on_failure
+  crew::task_group_options options;
+  options.name = "workers";
+  options.on_failure = [&log](crew::task_failure const& f) {
+    log << "failed: " << crew::to_string(f) << '\n';  // runs on the group's strand
+  };
+  crew::task_group group{ex, options};
+  //]
+  group.spawn([]() -> net::awaitable<void> {
+    throw std::runtime_error("oops");
+    co_return;
+  });
+  auto [e] = co_await group.async_wait(net::as_tuple(net::use_awaitable));
+  BOOST_TEST(static_cast<bool>(e));
+  BOOST_TEST(log.str().find("oops") != std::string::npos);
+}
+
+CO_TEST_CASE(two_step_initiation) {
+  auto ex = co_await net::this_coro::executor;
+  crew::task_group group{ex};
+  //[two_step
+  // g++ 12 miscompiles a braced options aggregate in the same statement as a
+  // co_await: initiate first, then await.
+  auto op = group.async_spawn(crew_test::yield_once(), {.name = "step"}, net::use_awaitable);
+  co_await std::move(op);
+  //]
+  co_await group.wait();
+}
+
+BOOST_AUTO_TEST_CASE(throw_site_traces_switch) {
+  //[traces_switch
+  crew::set_throw_site_traces(false);  // or run with CREW_THROW_SITE_TRACES=0
+  crew::set_throw_site_traces(true);
+  //]
+  BOOST_TEST(crew::throw_site_traces());
+}
