@@ -36,6 +36,23 @@ void task_node::request_cancel(boost::asio::cancellation_type type) noexcept {
   if ((s & (active_mask | emitting)) == 0) emit_pending();
 }
 
+void task_node::emit_pending_before_start() noexcept {
+  std::uint32_t s = state_.load(std::memory_order_acquire);
+  while ((s & pending) != 0) {
+    if (state_.compare_exchange_weak(s, s & ~pending, std::memory_order_acq_rel,
+                                     std::memory_order_acquire)) {
+      auto const type = static_cast<boost::asio::cancellation_type>(
+          pending_type_.exchange(0, std::memory_order_acq_rel));
+      if (type != boost::asio::cancellation_type::none) {
+        task_node* const outer = std::exchange(emitting_node, this);
+        signal_.emit(type);
+        emitting_node = outer;
+      }
+      return;
+    }
+  }
+}
+
 void task_node::emit_pending() noexcept {
   std::uint32_t s = state_.load(std::memory_order_acquire);
   for (;;) {

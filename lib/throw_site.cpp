@@ -159,7 +159,10 @@ extern "C" [[noreturn]] void __cxa_throw(void* object, void* type, void (*dest)(
       r->dest = dest;
       // Skip this hook's own frame: the first frame is the function that threw.
       std::size_t const n = boost::stacktrace::safe_dump_to(1, r->frames, sizeof r->frames);
-      r->size = n < max_frames ? n : max_frames;
+      // The count includes the null frame that ends the dump.
+      std::size_t size = n < max_frames ? n : max_frames;
+      while (size > 0 && r->frames[size - 1] == nullptr) --size;
+      r->size = size;
       // Frames hold return addresses; a call to a noreturn function such as this
       // one may be the last instruction of its function, so the return address can
       // lie past its end. Point into the call instruction instead.

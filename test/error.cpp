@@ -153,6 +153,16 @@ BOOST_AUTO_TEST_CASE(the_trace_names_the_function_that_threw) {
   BOOST_TEST(os.str().find("throwing_function_for_the_trace") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(a_shallow_trace_holds_only_real_frames) {
+  // The dump that backs a trace ends with a null frame, which is not part of it.
+  auto e = capture(&throwing_function_for_the_trace);
+  for (auto const& frame : crew::throw_site_trace(e)) {
+    auto const address = reinterpret_cast<std::uintptr_t>(frame.address());
+    BOOST_TEST(address != 0u);
+    BOOST_TEST(address != ~std::uintptr_t{0});
+  }
+}
+
 BOOST_AUTO_TEST_CASE(copies_and_rethrows_keep_the_original_trace) {
   auto e = capture(&throwing_function_for_the_trace);
   std::exception_ptr rethrown;

@@ -173,9 +173,9 @@ class basic_task_group {
 
   /** Cancels every running task by emitting `type` on its signal.
 
-      Waiting tasks, and tasks spawned before the next wait completes, start
-      cancelled. An `operation_aborted` that ends a task after this is counted as
-      cancelled, never as a failure.
+      Tasks not started yet, and tasks spawned before the next wait completes,
+      start cancelled: their body never runs. An `operation_aborted` that ends a
+      task after this is counted as cancelled, never as a failure.
   */
   void cancel(net::cancellation_type type = net::cancellation_type::terminal);
 

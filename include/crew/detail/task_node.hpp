@@ -78,6 +78,11 @@ class task_node {
   /// Asks the task to stop: emits `type` on its signal now, or as soon as it is safe.
   void request_cancel(boost::asio::cancellation_type type) noexcept;
 
+  /// Emits a cancellation requested before the task's first step, from inside that
+  /// step and before the coroutine runs: a task cancelled before it started ends
+  /// without running its body.
+  void emit_pending_before_start() noexcept;
+
   /// Whether `request_cancel` was ever called.
   bool cancel_requested() const noexcept {
     return (state_.load(std::memory_order_acquire) & requested) != 0;

@@ -183,7 +183,11 @@ class node_impl final : public task_node {
  private:
   struct launcher {
     net::detail::awaitable_thread<AwaitableExecutor> thread;
-    void operator()() { thread.launch(); }
+    task_node* node;  // kept alive by the section_function
+    void operator()() {
+      node->emit_pending_before_start();
+      thread.launch();
+    }
   };
 
   static void destroy(task_node* n) noexcept {
@@ -195,7 +199,7 @@ class node_impl final : public task_node {
 
   static void start(task_node* n) noexcept {
     auto* self = static_cast<node_impl*>(n);
-    launcher l{std::move(*self->thread_)};
+    launcher l{std::move(*self->thread_), self};
     self->thread_.reset();
     try {
       net::execution::execute(net::require(self->inner_, net::execution::blocking.never),
