@@ -129,7 +129,7 @@ bool throw_site_traces() noexcept {
 }
 
 boost::stacktrace::stacktrace throw_site_trace(std::exception_ptr const& e) {
-  if (!e) return boost::stacktrace::stacktrace(0, 0);
+  if (!e) return boost::stacktrace::stacktrace(0, 0);  // (0, 0): empty, no stack walk
   // libstdc++'s exception_ptr is one pointer to the thrown object.
   void* const object = *reinterpret_cast<void* const*>(&e);
   auto [s, head] = slot_of(object);

@@ -104,6 +104,13 @@ BOOST_AUTO_TEST_CASE(task_errors_lists_every_failure_on_its_own_line) {
   BOOST_TEST(&copy.failures() == &errors.failures());
 }
 
+BOOST_AUTO_TEST_CASE(a_default_failure_has_an_empty_trace) {
+  // A default-constructed boost::stacktrace captures the current stack; a failure
+  // record must not pay for that, nor show the wrong stack.
+  crew::task_failure f;
+  BOOST_TEST(f.trace.empty());
+}
+
 BOOST_AUTO_TEST_CASE(an_empty_aggregate_is_rejected_naming_the_parameter) {
   try {
     crew::task_errors errors({});

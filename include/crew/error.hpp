@@ -99,8 +99,9 @@ struct task_failure {
   source_location spawn_site;
   /// The exception; never null. A returned error_code is a `boost::system::system_error`.
   std::exception_ptr exception;
-  /// Where the exception was thrown (see above).
-  boost::stacktrace::stacktrace trace;
+  /// Where the exception was thrown (see above). Empty by default: a default-constructed
+  /// boost::stacktrace would capture the stack of whoever builds the record.
+  boost::stacktrace::stacktrace trace{0, 0};
   /// The stage that failed.
   task_stage stage = task_stage::execute;
 

@@ -90,9 +90,9 @@ bool visit_if(AnyExecutor const& ex, F& f, task_node*& result) {
 
 /// Calls `f` with the concrete executor a task of a group on `ex` should run on: the
 /// io_context, thread_pool or strand executor behind an any_io_executor when there is
-/// one, without any crew task executor that may wrap it. Concrete executors keep the
-/// task executor small enough for any_io_executor's in-place storage; anything else
-/// costs an allocation per copy of the task's executor.
+/// one, without any crew task executor that may wrap it. A task executor over an
+/// io_context or thread_pool executor fits any_io_executor's in-place storage; over
+/// anything bigger (a strand, another any_io_executor) each copy allocates.
 template <class Executor, class F>
 task_node* visit_inner(Executor const& ex, F&& f) {
   if constexpr (std::is_same_v<Executor, net::any_io_executor>) {
@@ -100,8 +100,10 @@ task_node* visit_inner(Executor const& ex, F&& f) {
     using pool = net::thread_pool::executor_type;
     task_node* n = nullptr;
     if (visit_if<io>(ex, f, n) || visit_if<net::strand<io>>(ex, f, n) || visit_if<pool>(ex, f, n) ||
-        visit_if<net::strand<pool>>(ex, f, n) || visit_if<net::any_io_executor>(ex, f, n))
+        visit_if<net::strand<pool>>(ex, f, n))
       return n;
+    if (auto const* p = ex.template target<task_executor<net::any_io_executor>>())
+      return f(p->get_inner_executor());
     return f(ex);
   } else if constexpr (is_task_executor<Executor>::value) {
     return f(ex.get_inner_executor());

@@ -1,0 +1,379 @@
+//
+// crew — structured concurrency for Boost.Asio coroutines.
+// Distributed under the Boost Software License, Version 1.0.
+//
+// Spawn + wait of N tasks: crew::task_group against raw Asio (co_spawn + a counter
+// whose last decrement resumes the waiting coroutine).
+//
+// Benchmarks are named <workload>/<impl>/threads:<t>/N:<n>, impl being `raw` or
+// `crew`; bench/ratios.py pairs them by that name. Every benchmark measures wall
+// time (UseRealTime) and the CPU time of the whole process (MeasureProcessCPUTime).
+// The user counter `per_task` is seconds per task (so `720n` is 720 ns).
+//
+// Both sides share everything but the code under test: the same io_context, reused
+// across iterations (1 thread: run by the benchmark thread, restarted per iteration;
+// 2 threads: two helper threads run it for the whole benchmark), the same driver
+// coroutine co_spawned once per iteration, and the same kind of waiter: one stored
+// completion handler that is posted when the work is done (crew's wait does the same).
+//
+#include <crew/task_group.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <exception>
+#include <mutex>
+#include <optional>
+#include <semaphore>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace net = boost::asio;
+
+namespace {
+
+// ---------------------------------------------------------------- tasks
+
+using task_fn = net::awaitable<void> (*)();
+
+net::awaitable<void> noop_task() {
+  co_return;
+}
+
+net::awaitable<void> yield_task() {
+  auto ex = co_await net::this_coro::executor;
+  co_await net::post(ex, net::use_awaitable);
+}
+
+// ---------------------------------------------------------------- raw Asio helpers
+
+struct null_mutex {
+  void lock() noexcept {}
+  void unlock() noexcept {}
+};
+
+/// Plain counter and no lock: everything runs on the one io thread.
+struct one_thread {
+  using counter = std::size_t;
+  using mutex = null_mutex;
+  static bool last(counter& c) noexcept { return --c == 0; }
+};
+
+/// Atomic counter, and a mutex for the stored handler only.
+struct two_threads {
+  using counter = std::atomic<std::size_t>;
+  using mutex = std::mutex;
+  static bool last(counter& c) noexcept { return c.fetch_sub(1, std::memory_order_acq_rel) == 1; }
+};
+
+/// A completion handler waiting to be posted through its associated executor, as
+/// crew's wait does. Type-erased once per wait, never per task.
+class pending_handler {
+ public:
+  template <class Handler>
+  pending_handler(Handler&& h, net::any_io_executor const& io_ex)
+      : ex_(net::get_associated_executor(h, io_ex)), handler_(std::forward<Handler>(h)) {}
+
+  // Move-construct only: move-assigning an any_completion_handler recurses in Asio 1.26.
+  pending_handler(pending_handler&&) = default;
+  pending_handler& operator=(pending_handler&&) = delete;
+
+  explicit operator bool() const noexcept { return static_cast<bool>(handler_); }
+
+  void post() && { net::post(ex_, std::move(handler_)); }
+
+ private:
+  net::any_io_executor ex_;
+  net::any_completion_handler<void()> handler_;
+};
+
+/// Counts the tasks down; the last one resumes the (single) waiter.
+template <class Sync>
+class latch {
+ public:
+  latch(std::size_t n, net::any_io_executor ex) : count_(n), ex_(std::move(ex)) {
+    if (n == 0) open_ = true;
+  }
+
+  void arrive(std::exception_ptr const& e) {
+    if (e) {
+      std::lock_guard lock(mutex_);
+      if (!failure_) failure_ = e;
+    }
+    if (Sync::last(count_)) open();
+  }
+
+  template <class Token>
+  auto async_wait(Token&& token) {
+    return net::async_initiate<Token, void()>(
+        [this](auto handler) {
+          pending_handler h(std::move(handler), ex_);
+          {
+            std::lock_guard lock(mutex_);
+            if (!open_) {
+              waiter_.emplace(std::move(h));
+              return;
+            }
+          }
+          std::move(h).post();
+        },
+        token);
+  }
+
+  std::exception_ptr failure() const { return failure_; }
+
+ private:
+  void open() {
+    std::optional<pending_handler> w;
+    {
+      std::lock_guard lock(mutex_);
+      open_ = true;
+      if (waiter_) {
+        w.emplace(std::move(*waiter_));
+        waiter_.reset();
+      }
+    }
+    if (w) std::move(*w).post();
+  }
+
+  typename Sync::counter count_;
+  net::any_io_executor ex_;
+  typename Sync::mutex mutex_;
+  bool open_ = false;
+  std::optional<pending_handler> waiter_;
+  std::exception_ptr failure_;
+};
+
+/// A counting semaphore for one acquiring coroutine: `try_acquire` on the fast path,
+/// `async_acquire` (resumed by a release that hands its slot over) otherwise.
+template <class Sync>
+class semaphore {
+ public:
+  semaphore(std::size_t slots, net::any_io_executor ex) : free_(slots), ex_(std::move(ex)) {}
+
+  bool try_acquire() {
+    std::lock_guard lock(mutex_);
+    if (free_ == 0) return false;
+    --free_;
+    return true;
+  }
+
+  template <class Token>
+  auto async_acquire(Token&& token) {
+    return net::async_initiate<Token, void()>(
+        [this](auto handler) {
+          pending_handler h(std::move(handler), ex_);
+          {
+            std::lock_guard lock(mutex_);
+            if (free_ == 0) {
+              waiter_.emplace(std::move(h));
+              return;
+            }
+            --free_;  // a slot was released meanwhile (2 threads)
+          }
+          std::move(h).post();
+        },
+        token);
+  }
+
+  void release() {
+    std::optional<pending_handler> w;
+    {
+      std::lock_guard lock(mutex_);
+      if (!waiter_) {
+        ++free_;
+        return;
+      }
+      w.emplace(std::move(*waiter_));  // the slot goes to the waiter
+      waiter_.reset();
+    }
+    std::move(*w).post();
+  }
+
+ private:
+  std::size_t free_;
+  net::any_io_executor ex_;
+  typename Sync::mutex mutex_;
+  std::optional<pending_handler> waiter_;
+};
+
+// ---------------------------------------------------------------- drivers
+
+template <class Sync>
+net::awaitable<void> raw_burst(std::size_t n, task_fn task) {
+  auto ex = co_await net::this_coro::executor;
+  latch<Sync> done(n, ex);
+  for (std::size_t i = 0; i < n; ++i)
+    net::co_spawn(ex, task(), [&done](std::exception_ptr e) { done.arrive(e); });
+  co_await done.async_wait(net::use_awaitable);
+  if (auto e = done.failure()) std::rethrow_exception(e);
+}
+
+net::awaitable<void> crew_burst(std::size_t n, task_fn task) {
+  auto ex = co_await net::this_coro::executor;
+  crew::task_group g{ex};
+  for (std::size_t i = 0; i < n; ++i) g.spawn(task());
+  co_await g.wait();
+}
+
+constexpr std::size_t limit = 64;
+
+template <class Sync>
+net::awaitable<void> raw_limit(std::size_t n, task_fn task) {
+  auto ex = co_await net::this_coro::executor;
+  semaphore<Sync> slots(limit, ex);
+  latch<Sync> done(n, ex);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!slots.try_acquire()) co_await slots.async_acquire(net::use_awaitable);
+    net::co_spawn(ex, task(), [&slots, &done](std::exception_ptr e) {
+      slots.release();
+      done.arrive(e);
+    });
+  }
+  co_await done.async_wait(net::use_awaitable);
+  if (auto e = done.failure()) std::rethrow_exception(e);
+}
+
+/// `spawn` with a limit: the spawner never waits, tasks past the limit queue (all N
+/// coroutine frames exist at once, as in a burst).
+net::awaitable<void> crew_limit(std::size_t n, task_fn task) {
+  auto ex = co_await net::this_coro::executor;
+  crew::task_group_options options{.limit = limit};
+  crew::task_group g{ex, options};
+  for (std::size_t i = 0; i < n; ++i) g.spawn(task());
+  co_await g.wait();
+}
+
+/// `async_spawn` with a limit: the spawner waits for a slot, like the raw semaphore
+/// (at most `limit` frames exist, so memory is reused).
+net::awaitable<void> crew_limit_async(std::size_t n, task_fn task) {
+  auto ex = co_await net::this_coro::executor;
+  crew::task_group_options options{.limit = limit};
+  crew::task_group g{ex, options};
+  for (std::size_t i = 0; i < n; ++i) {
+    auto admitted = g.async_spawn(task(), net::use_awaitable);
+    co_await std::move(admitted);
+  }
+  co_await g.wait();
+}
+
+// ---------------------------------------------------------------- harness
+
+/// An io_context run by the benchmark thread (1 thread) or by helper threads that
+/// live as long as the benchmark (more threads).
+class runner {
+ public:
+  explicit runner(unsigned threads) : ctx_(static_cast<int>(threads)) {
+    if (threads > 1) {
+      work_.emplace(ctx_.get_executor());
+      for (unsigned i = 0; i < threads; ++i) pool_.emplace_back([this] { ctx_.run(); });
+    }
+  }
+
+  runner(runner const&) = delete;
+  runner& operator=(runner const&) = delete;
+
+  ~runner() {
+    work_.reset();
+    for (auto& t : pool_) t.join();
+  }
+
+  /// Runs one driver coroutine to its end; rethrows what escaped it.
+  void run(net::awaitable<void> driver) {
+    std::exception_ptr error;
+    if (pool_.empty()) {
+      ctx_.restart();
+      net::co_spawn(ctx_, std::move(driver), [&error](std::exception_ptr e) { error = e; });
+      ctx_.run();
+    } else {
+      std::binary_semaphore done{0};
+      net::co_spawn(ctx_, std::move(driver), [&error, &done](std::exception_ptr e) {
+        error = e;
+        done.release();
+      });
+      done.acquire();
+    }
+    if (error) std::rethrow_exception(error);
+  }
+
+ private:
+  net::io_context ctx_;
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
+  std::vector<std::thread> pool_;
+};
+
+using driver_fn = net::awaitable<void> (*)(std::size_t, task_fn);
+
+void run_benchmark(benchmark::State& state, unsigned threads, driver_fn driver, task_fn task) {
+  auto const n = static_cast<std::size_t>(state.range(0));
+  runner r(threads);
+  try {
+    for (auto _ : state) r.run(driver(n, task));
+  } catch (std::exception const& e) {
+    state.SkipWithError(e.what());
+    return;
+  }
+  state.counters["per_task"] =
+      benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate |
+                                                     benchmark::Counter::kInvert);
+}
+
+/// Registers `workload/raw/threads:t/N:n` and `workload/crew/threads:t/N:n` next to each
+/// other for every N, so that each pair runs back to back; with CREW_BENCH_CREW_FIRST
+/// set in the environment, crew runs first (bench/ratios.py alternates the order).
+void add_pair(std::string const& workload, unsigned threads, driver_fn raw, driver_fn crew,
+              task_fn task) {
+  bool const crew_first = std::getenv("CREW_BENCH_CREW_FIRST") != nullptr;
+  for (std::int64_t n : {1'000, 10'000, 100'000}) {
+    for (int i = 0; i < 2; ++i) {
+      bool const is_crew = (i == 0) == crew_first;
+      auto const name =
+          workload + (is_crew ? "/crew" : "/raw") + "/threads:" + std::to_string(threads);
+      driver_fn const driver = is_crew ? crew : raw;
+      benchmark::RegisterBenchmark(
+          name.c_str(),
+          [=](benchmark::State& state) { run_benchmark(state, threads, driver, task); })
+          ->ArgName("N")
+          ->Arg(n)
+          ->UseRealTime()
+          ->MeasureProcessCPUTime()
+          ->Unit(benchmark::kMicrosecond);
+    }
+  }
+}
+
+void register_benchmarks() {
+  for (unsigned threads : {1u, 2u}) {
+    driver_fn const raw_burst_fn = threads > 1 ? &raw_burst<two_threads> : &raw_burst<one_thread>;
+    driver_fn const raw_limit_fn = threads > 1 ? &raw_limit<two_threads> : &raw_limit<one_thread>;
+    add_pair("noop", threads, raw_burst_fn, &crew_burst, &noop_task);
+    add_pair("yield", threads, raw_burst_fn, &crew_burst, &yield_task);
+    add_pair("limit64", threads, raw_limit_fn, &crew_limit, &noop_task);
+    add_pair("limit64_async", threads, raw_limit_fn, &crew_limit_async, &noop_task);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  register_benchmarks();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
