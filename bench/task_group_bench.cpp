@@ -20,6 +20,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include "bench_util.hpp"
+
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -45,6 +47,8 @@
 namespace net = boost::asio;
 
 namespace {
+
+using crew_bench::pending_handler;
 
 // ---------------------------------------------------------------- tasks
 
@@ -78,27 +82,6 @@ struct two_threads {
   using counter = std::atomic<std::size_t>;
   using mutex = std::mutex;
   static bool last(counter& c) noexcept { return c.fetch_sub(1, std::memory_order_acq_rel) == 1; }
-};
-
-/// A completion handler waiting to be posted through its associated executor, as
-/// crew's wait does. Type-erased once per wait, never per task.
-class pending_handler {
- public:
-  template <class Handler>
-  pending_handler(Handler&& h, net::any_io_executor const& io_ex)
-      : ex_(net::get_associated_executor(h, io_ex)), handler_(std::forward<Handler>(h)) {}
-
-  // Move-construct only: move-assigning an any_completion_handler recurses in Asio 1.26.
-  pending_handler(pending_handler&&) = default;
-  pending_handler& operator=(pending_handler&&) = delete;
-
-  explicit operator bool() const noexcept { return static_cast<bool>(handler_); }
-
-  void post() && { net::post(ex_, std::move(handler_)); }
-
- private:
-  net::any_io_executor ex_;
-  net::any_completion_handler<void()> handler_;
 };
 
 /// Counts the tasks down; the last one resumes the (single) waiter.

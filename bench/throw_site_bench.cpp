@@ -20,6 +20,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include "bench_util.hpp"
+
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -41,6 +43,8 @@
 namespace net = boost::asio;
 
 namespace {
+
+using crew_bench::pending_handler;
 
 // ---------------------------------------------------------------- the thrower
 
@@ -102,25 +106,6 @@ std::size_t expected_failures(std::size_t n, unsigned percent) {
   for (std::size_t i = 0; i < n; ++i) k += fails(i, percent) ? 1 : 0;
   return k;
 }
-
-/// A completion handler waiting to be posted through its associated executor, as
-/// crew's wait does.
-class pending_handler {
- public:
-  template <class Handler>
-  pending_handler(Handler&& h, net::any_io_executor const& io_ex)
-      : ex_(net::get_associated_executor(h, io_ex)), handler_(std::forward<Handler>(h)) {}
-
-  // Move-construct only: move-assigning an any_completion_handler recurses in Asio 1.26.
-  pending_handler(pending_handler&&) = default;
-  pending_handler& operator=(pending_handler&&) = delete;
-
-  void post() && { net::post(ex_, std::move(handler_)); }
-
- private:
-  net::any_io_executor ex_;
-  net::any_completion_handler<void()> handler_;
-};
 
 /// One thread: counts the tasks down, keeps every exception, resumes the waiter.
 class latch {

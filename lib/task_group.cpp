@@ -36,18 +36,22 @@ void task_node::request_cancel(boost::asio::cancellation_type type) noexcept {
   if ((s & (active_mask | emitting)) == 0) emit_pending();
 }
 
+void task_node::emit_taken_type() noexcept {
+  auto const type = static_cast<boost::asio::cancellation_type>(
+      pending_type_.exchange(0, std::memory_order_acq_rel));
+  // An emission of `none` would clear the coroutine's cancelled state.
+  if (type == boost::asio::cancellation_type::none) return;
+  task_node* const outer = std::exchange(emitting_node, this);
+  signal_.emit(type);
+  emitting_node = outer;
+}
+
 void task_node::emit_pending_before_start() noexcept {
   std::uint32_t s = state_.load(std::memory_order_acquire);
   while ((s & pending) != 0) {
     if (state_.compare_exchange_weak(s, s & ~pending, std::memory_order_acq_rel,
                                      std::memory_order_acquire)) {
-      auto const type = static_cast<boost::asio::cancellation_type>(
-          pending_type_.exchange(0, std::memory_order_acq_rel));
-      if (type != boost::asio::cancellation_type::none) {
-        task_node* const outer = std::exchange(emitting_node, this);
-        signal_.emit(type);
-        emitting_node = outer;
-      }
+      emit_taken_type();
       return;
     }
   }
@@ -66,14 +70,7 @@ void task_node::emit_pending() noexcept {
     if (!state_.compare_exchange_weak(s, (s & ~pending) | emitting, std::memory_order_acq_rel,
                                       std::memory_order_acquire))
       continue;
-    auto const type = static_cast<boost::asio::cancellation_type>(
-        pending_type_.exchange(0, std::memory_order_acq_rel));
-    // An emission of `none` would clear the coroutine's cancelled state.
-    if (type != boost::asio::cancellation_type::none) {
-      task_node* const outer = std::exchange(emitting_node, this);
-      signal_.emit(type);
-      emitting_node = outer;
-    }
+    emit_taken_type();
     s = state_.fetch_and(~emitting, std::memory_order_acq_rel) & ~emitting;
   }
 }
@@ -99,7 +96,7 @@ task_failure make_failure(task_node const& n, std::exception_ptr e, task_stage s
 }
 
 void link(task_node*& first, task_node* n) noexcept {
-  n->running_ = true;
+  n->in_running_list_ = true;
   n->prev_ = nullptr;
   n->next_ = first;
   if (first) first->prev_ = n;
@@ -113,7 +110,7 @@ void unlink(task_node*& first, task_node* n) noexcept {
     first = n->next_;
   if (n->next_) n->next_->prev_ = n->prev_;
   n->prev_ = n->next_ = nullptr;
-  n->running_ = false;
+  n->in_running_list_ = false;
 }
 
 }  // namespace
@@ -155,6 +152,18 @@ std::uint64_t group_core::next_key() noexcept {
   return keys_.fetch_add(1, std::memory_order_relaxed) + 1;
 }
 
+void group_core::unqueue_locked(task_node* n) noexcept {
+  if (n->prev_)
+    n->prev_->next_ = n->next_;
+  else
+    queue_first_ = n->next_;
+  if (n->next_)
+    n->next_->prev_ = n->prev_;
+  else
+    queue_last_ = n->prev_;
+  n->prev_ = n->next_ = nullptr;
+}
+
 bool group_core::idle_locked() const noexcept {
   return running_ == 0 && queued_ == 0 && pending_handlers_ == 0;
 }
@@ -178,7 +187,6 @@ group_core::admitted group_core::admit(task_node* n, admit_mode mode) {
     } else if (mode == admit_mode::try_spawn) {
       return admitted::refused;
     } else {
-      n->queued_ = true;
       n->next_ = nullptr;
       n->prev_ = queue_last_;
       if (queue_last_)
@@ -239,7 +247,7 @@ void group_core::task_abandoned(task_node* n) noexcept {
   after_unlock todo;
   try {
     std::lock_guard lock(mutex_);
-    if (!n->running_) return;  // never admitted, or withdrawn from the queue
+    if (!n->in_running_list_) return;  // never admitted, or withdrawn from the queue
     unlink(running_first_, n);
     --running_;
     fill_slots_locked(todo);
@@ -290,12 +298,7 @@ void group_core::cancel_locked(after_unlock& todo) {
 void group_core::fill_slots_locked(after_unlock& todo) {
   while (queue_first_ && running_ < limit_) {
     task_node* n = queue_first_;
-    queue_first_ = n->next_;
-    if (queue_first_)
-      queue_first_->prev_ = nullptr;
-    else
-      queue_last_ = nullptr;
-    n->queued_ = false;
+    unqueue_locked(n);
     if (n->waiter_)
       todo.spawns.emplace_back(std::exchange(n->waiter_, nullptr), boost::system::error_code{});
     else
@@ -439,16 +442,7 @@ task_node* group_core::withdraw_spawn(std::uint64_t key) noexcept {
   std::lock_guard lock(mutex_);
   for (task_node* n = queue_first_; n; n = n->next_) {
     if (n->waiter_ && n->spawn_key_ == key) {
-      if (n->prev_)
-        n->prev_->next_ = n->next_;
-      else
-        queue_first_ = n->next_;
-      if (n->next_)
-        n->next_->prev_ = n->prev_;
-      else
-        queue_last_ = n->prev_;
-      n->prev_ = n->next_ = nullptr;
-      n->queued_ = false;
+      unqueue_locked(n);
       return n;
     }
   }
@@ -466,16 +460,7 @@ void group_core::shutdown() noexcept {
     for (task_node* n = queue_first_; n;) {
       task_node* next = n->next_;
       if (n->waiter_) {
-        if (n->prev_)
-          n->prev_->next_ = n->next_;
-        else
-          queue_first_ = n->next_;
-        if (n->next_)
-          n->next_->prev_ = n->prev_;
-        else
-          queue_last_ = n->prev_;
-        n->prev_ = n->next_ = nullptr;
-        n->queued_ = false;
+        unqueue_locked(n);
         todo.spawns.emplace_back(std::exchange(n->waiter_, nullptr),
                                  make_error_code(error::shut_down));
         todo.to_discard.push_back(n);

@@ -166,9 +166,11 @@ BOOST_AUTO_TEST_CASE(a_null_dereference_is_not_recoverable) {
   pid_t const pid = ::fork();
   BOOST_REQUIRE(pid >= 0);
   if (pid == 0) {
-    // Boost.Test's monitor would catch the fault; let it kill the child instead.
+    // Boost.Test's monitor would catch the fault; let it kill the child instead, and
+    // keep a sanitizer's report of it out of the parent's log.
     std::signal(SIGSEGV, SIG_DFL);
     std::signal(SIGBUS, SIG_DFL);
+    if (!std::freopen("/dev/null", "w", stderr)) ::_exit(3);
     net::io_context ctx;
     crew::task_group g{ctx};
     g.spawn([]() -> net::awaitable<void> {
@@ -824,9 +826,10 @@ BOOST_AUTO_TEST_SUITE(threads)
 CO_TEST_CASE_MT(cancel_from_a_foreign_thread_on_a_two_thread_context, 2) {
   auto ex = co_await net::this_coro::executor;
   crew::task_group g{ex};
-  std::atomic<int> aborted{0};
+  std::atomic<int> started{0}, aborted{0};
   for (int i = 0; i < 200; ++i)
     g.spawn([&]() -> net::awaitable<void> {
+      ++started;
       try {
         co_await yield_n(2);
         co_await sleep_for(1h);
@@ -844,7 +847,8 @@ CO_TEST_CASE_MT(cancel_from_a_foreign_thread_on_a_two_thread_context, 2) {
   auto [e] = co_await g.async_wait(net::as_tuple(net::use_awaitable));
   canceller.join();
   BOOST_TEST(!e);
-  BOOST_TEST(aborted == 200);
+  BOOST_TEST(aborted == started);  // every task that ran was aborted; none failed
+  BOOST_TEST(g.size() == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(spawn_and_wait_from_threads_outside_the_context) {

@@ -19,6 +19,8 @@ endfunction()
 step(${CMAKE_COMMAND} --install "${CREW_BINARY_DIR}" --prefix "${prefix}")
 step(${CMAKE_COMMAND} -S "${CREW_CONSUMER_SOURCE}" -B "${CREW_WORK_DIR}/build" -G Ninja
      -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_CXX_COMPILER=${CREW_CXX_COMPILER}
-     -DCMAKE_BUILD_TYPE=Debug)
+     -DCMAKE_BUILD_TYPE=Debug
+     # A sanitizer build of crew needs a consumer built the same way.
+     "-DCMAKE_CXX_FLAGS=${CREW_CXX_FLAGS}" "-DCMAKE_EXE_LINKER_FLAGS=${CREW_EXE_LINKER_FLAGS}")
 step(${CMAKE_COMMAND} --build "${CREW_WORK_DIR}/build")
 step("${CREW_WORK_DIR}/build/consumer")

@@ -110,6 +110,7 @@ class group_core : public std::enable_shared_from_this<group_core> {
   struct after_unlock;
 
   bool idle_locked() const noexcept;
+  void unqueue_locked(task_node* n) noexcept;
   void record_failure_locked(task_failure&& f, after_unlock& todo);
   void cancel_locked(after_unlock& todo);
   void fill_slots_locked(after_unlock& todo);

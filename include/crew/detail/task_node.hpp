@@ -106,8 +106,7 @@ class task_node {
   // Membership of the group's running list or start queue, guarded by the group's mutex.
   task_node* prev_ = nullptr;
   task_node* next_ = nullptr;
-  bool queued_ = false;
-  bool running_ = false;
+  bool in_running_list_ = false;
   spawn_waiter* waiter_ = nullptr;  // set while an async_spawn waits for its slot
   std::uint64_t spawn_key_ = 0;
 
@@ -139,6 +138,7 @@ class task_node {
 
   static void pause(unsigned& spins) noexcept;
   void emit_pending() noexcept;
+  void emit_taken_type() noexcept;
 
   static inline thread_local task_node* emitting_node = nullptr;
 

@@ -212,7 +212,12 @@ class node_impl final : public task_node {
     }
   }
 
-  static void discard(task_node* n) noexcept { static_cast<node_impl*>(n)->thread_.reset(); }
+  static void discard(task_node* n) noexcept {
+    // Never admitted: its group keeps no account of it, and may be gone by the time
+    // the frame is destroyed.
+    n->mark_finished();
+    static_cast<node_impl*>(n)->thread_.reset();
+  }
 
   static constexpr operations table{&destroy, &start, &discard};
 
