@@ -134,7 +134,9 @@ struct group_core::after_unlock {
   boost::container::small_vector<std::pair<spawn_waiter*, boost::system::error_code>, 1> spawns;
   std::vector<task_node*> to_discard;
   std::vector<std::function<void()>> handlers;
-  std::shared_ptr<group_core> self;  // released last, when the group went idle
+  // Once the lock is released another thread may end the group's last task and drop
+  // the group: whatever runs after the unlock and needs the group holds this.
+  std::shared_ptr<group_core> self;
 };
 
 group_core::group_core(task_group_options const& o)
@@ -220,6 +222,7 @@ void group_core::task_done(task_node* n, std::exception_ptr e) noexcept {
     if (failure) {
       if (handler) {
         ++pending_handlers_;
+        if (!todo.self) todo.self = keep_alive_;
         todo.handlers.push_back([this, handler = std::move(handler), f = *failure]() mutable {
           std::exception_ptr handler_error;
           try {
@@ -338,7 +341,7 @@ void group_core::finish_waits_locked(after_unlock& todo) {
 void group_core::run(after_unlock& todo) noexcept {
   for (auto& h : todo.handlers) {
     try {
-      post_to_strand(std::move(h));
+      todo.self->post_to_strand(std::move(h));
     } catch (...) {
       std::terminate();
     }

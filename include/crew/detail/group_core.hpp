@@ -115,7 +115,8 @@ class group_core : public std::enable_shared_from_this<group_core> {
   void cancel_locked(after_unlock& todo);
   void fill_slots_locked(after_unlock& todo);
   void finish_waits_locked(after_unlock& todo);
-  void run(after_unlock& todo) noexcept;
+  /// Does what a locked section decided, after the unlock. Static: `this` may be gone.
+  static void run(after_unlock& todo) noexcept;
   void handler_done(task_failure failure, std::exception_ptr handler_error) noexcept;
 
   mutable std::mutex mutex_;
