@@ -62,6 +62,11 @@ net::awaitable<void> fail_after(int yields, int n) {
   throw test_error(n);
 }
 
+/// A task that holds its group's slot until the test opens the gate.
+net::awaitable<void> hold_until(net::steady_timer& gate) {
+  co_await gate.async_wait(net::as_tuple(net::use_awaitable));
+}
+
 [[gnu::noinline]] void deep_helper_that_throws(int depth) {
   if (depth == 0) throw test_error(42);
   deep_helper_that_throws(depth - 1);
@@ -318,18 +323,19 @@ CO_TEST_CASE(real_failures_win_over_operation_aborted_when_the_wait_is_cancelled
 BOOST_AUTO_TEST_CASE(destroying_a_group_with_1000_suspended_tasks_never_blocks_or_leaks) {
   net::io_context ctx;
   auto alive = std::make_shared<int>(0);
-  std::atomic<int> aborted{0};
+  int started = 0, aborted = 0;
   {
     crew::task_group g{ctx};
     for (int i = 0; i < 1000; ++i)
-      g.spawn([alive, &aborted]() -> net::awaitable<void> {
+      g.spawn([alive, &started, &aborted]() -> net::awaitable<void> {
+        ++started;
         try {
           co_await sleep_for(1h);
         } catch (boost::system::system_error const& e) {
           if (e.code() == net::error::operation_aborted) ++aborted;
         }
       });
-    ctx.run_for(10ms);  // every task is now suspended on its timer
+    while (started < 1000) ctx.run_one();  // every task is now suspended on its timer
     BOOST_TEST(g.size() == 1000u);
   }  // returns at once
   BOOST_TEST(alive.use_count() == 1001);
@@ -684,20 +690,24 @@ BOOST_AUTO_TEST_CASE(async_wait_for_with_every_token) {
   g.async_wait_for(1ms, [&](std::exception_ptr e) { callback = e; });
   std::optional<std::exception_ptr> deferred;
   g.async_wait_for(2ms, net::deferred)([&](std::exception_ptr e) { deferred = e; });
-  ctx.run_for(50ms);
+  while (!callback || !deferred) ctx.run_one();
   BOOST_REQUIRE(callback);
   BOOST_TEST(is_timed_out(*callback));
   BOOST_REQUIRE(deferred);
   BOOST_TEST(is_timed_out(*deferred));
 
   std::future<void> f = g.async_wait_for(1ms, net::use_future);
-  std::thread runner([&] { ctx.run_for(100ms); });
+  std::atomic<bool> got{false};
+  std::thread runner([&] {
+    while (!got) ctx.run_one_for(10ms);
+  });
   try {
     f.get();
     BOOST_FAIL("no timeout");
   } catch (boost::system::system_error const& e) {
     BOOST_TEST((e.code() == crew::error::timed_out));
   }
+  got = true;
   runner.join();
 
   net::cancellation_signal sig;
@@ -731,7 +741,8 @@ CO_TEST_CASE(async_wait_for_with_use_awaitable) {
 BOOST_AUTO_TEST_CASE(async_spawn_with_every_token) {
   net::io_context ctx;
   crew::task_group g{ctx, {.limit = 1}};
-  g.spawn(sleep_for(10ms));
+  net::steady_timer gate(ctx, net::steady_timer::time_point::max());
+  g.spawn(hold_until(gate));
   int ran = 0;
   auto counted = [&]() -> net::awaitable<void> {
     ++ran;
@@ -743,6 +754,7 @@ BOOST_AUTO_TEST_CASE(async_spawn_with_every_token) {
   g.async_spawn(counted(), net::deferred)([&](boost::system::error_code ec) { deferred = ec; });
   ctx.run_for(1ms);
   BOOST_TEST(!callback);  // still waiting for the slot
+  gate.cancel();
   ctx.run();
   BOOST_REQUIRE(callback);
   BOOST_TEST(!*callback);
@@ -778,7 +790,8 @@ CO_TEST_CASE(async_spawn_with_use_awaitable_waits_for_a_slot) {
 BOOST_AUTO_TEST_CASE(async_spawn_cancelled_while_waiting_drops_the_task) {
   net::io_context ctx;
   crew::task_group g{ctx, {.limit = 1}};
-  g.spawn(sleep_for(20ms));
+  net::steady_timer gate(ctx, net::steady_timer::time_point::max());
+  g.spawn(hold_until(gate));
   bool ran = false;
   auto task = [&]() -> net::awaitable<void> {
     ran = true;
@@ -790,6 +803,7 @@ BOOST_AUTO_TEST_CASE(async_spawn_cancelled_while_waiting_drops_the_task) {
                           sig.slot(), [&](boost::system::error_code ec) { result = ec; }));
   ctx.run_for(1ms);
   sig.emit(net::cancellation_type::terminal);
+  gate.cancel();
   ctx.run();
   BOOST_REQUIRE(result);
   BOOST_TEST((*result == net::error::operation_aborted));
