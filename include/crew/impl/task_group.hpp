@@ -132,9 +132,6 @@ decltype(auto) awaitable_of(Task& task) {
     return task();
 }
 
-/// The bottom frame of a task's coroutine stack: runs the task, then reports its
-/// outcome inline. Unlike co_spawn's entry point it has no initial dispatch and no
-/// final post, and every exception, cancellation included, is caught.
 /// The task entry frame's reference to its node. When the frame is destroyed
 /// before the task reported its end (its io_context was destroyed with the task
 /// suspended, or before it started), it reports the task as abandoned: cancelled.
@@ -263,8 +260,6 @@ class group_state final : public group_core {
  public:
   group_state(Executor const& ex, task_group_options const& options)
       : group_core(options), ex_(ex) {}
-
-  Executor const& executor() const noexcept { return ex_; }
 
  private:
   void post_to_strand(std::function<void()> fn) override {
