@@ -115,9 +115,11 @@ void unlink(task_node*& first, task_node* n) noexcept {
 
 }  // namespace
 
-void report_unobserved(task_errors const& errors) noexcept {
+void report_unobserved(std::string const& group_name, task_errors const& errors) noexcept {
   try {
-    std::cerr << "crew: failures nobody waited for: " << errors.size() << '\n';
+    std::cerr << "crew: task group";
+    if (!group_name.empty()) std::cerr << " '" << group_name << '\'';
+    std::cerr << " ended with failures nobody waited for: " << errors.size() << '\n';
     for (auto const& f : errors.failures()) std::cerr << "  " << f;
     std::cerr.flush();
   } catch (...) {
@@ -147,7 +149,7 @@ group_core::group_core(task_group_options const& o)
 }
 
 group_core::~group_core() {
-  if (!failures_.empty()) report_unobserved(task_errors(std::move(failures_)));
+  if (!failures_.empty()) report_unobserved(name_, task_errors(std::move(failures_)));
 }
 
 std::uint64_t group_core::next_key() noexcept {

@@ -566,12 +566,15 @@ CO_TEST_CASE(unobserved_failures_are_printed_when_the_group_dies) {
   std::ostringstream captured;
   auto* old = std::cerr.rdbuf(captured.rdbuf());
   {
-    crew::task_group g{ex};
+    crew::task_group g{ex, {.name = "unwatched"}};
     g.spawn(fail_after(0, 77));
     co_await yield_n(3);
   }
   co_await yield_n(3);
   std::cerr.rdbuf(old);
+  BOOST_TEST(captured.str().find("task group 'unwatched' ended with failures nobody waited for") !=
+                 std::string::npos,
+             captured.str());
   BOOST_TEST(captured.str().find("test error 77") != std::string::npos, captured.str());
 }
 

@@ -44,7 +44,7 @@ class wait_op_base {
 };
 
 /// Prints failures that nobody waited for to stderr, so that none is lost.
-void report_unobserved(task_errors const& errors) noexcept;
+void report_unobserved(std::string const& group_name, task_errors const& errors) noexcept;
 
 /** The executor-independent state of a task group, shared with its tasks.
 
@@ -100,7 +100,6 @@ class group_core : public std::enable_shared_from_this<group_core> {
   void shutdown() noexcept;
 
   std::uint64_t next_key() noexcept;
-  std::string const& name() const noexcept { return name_; }
 
  protected:
   /// Runs `fn` on the group's strand.

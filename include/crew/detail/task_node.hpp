@@ -167,7 +167,6 @@ class node_ref {
   }
   task_node* get() const noexcept { return n_; }
   task_node* operator->() const noexcept { return n_; }
-  task_node* detach() noexcept { return std::exchange(n_, nullptr); }
 
  private:
   task_node* n_ = nullptr;
