@@ -501,9 +501,10 @@ CO_TEST_CASE(a_failure_carries_id_name_and_spawn_site) {
 CO_TEST_CASE(wait_for_times_out_while_the_tasks_go_on) {
   auto ex = co_await net::this_coro::executor;
   crew::task_group g{ex};
+  net::steady_timer gate(ex, net::steady_timer::time_point::max());
   bool finished = false;
   g.spawn([&]() -> net::awaitable<void> {
-    co_await sleep_for(50ms);
+    co_await hold_until(gate);
     finished = true;
     throw test_error(5);
   });
@@ -511,6 +512,7 @@ CO_TEST_CASE(wait_for_times_out_while_the_tasks_go_on) {
   BOOST_TEST(is_timed_out(e1));
   BOOST_TEST(!finished);
   BOOST_TEST(g.size() == 1u);
+  gate.cancel();
   auto [e2] = co_await g.async_wait_for(1h, net::as_tuple(net::use_awaitable));
   BOOST_TEST(finished);
   BOOST_TEST(failures_of(e2).size() == 1u);
