@@ -40,8 +40,8 @@ std::uint64_t next_task_id() noexcept;
     task's cancellation_signal may only be emitted while no section runs. A cancel
     request that finds a section running is left pending and the last section to
     leave emits it. A cancel request that arrives before the task has run at all
-    waits for the first section too: emitting before the coroutine starts would
-    let Asio throw operation_aborted from a place no handler catches.
+    is emitted by the first section, before it launches the coroutine: the
+    coroutine then ends at its first co_await without running its body.
 */
 class task_node {
  public:
