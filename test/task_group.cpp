@@ -32,6 +32,7 @@
 
 namespace net = boost::asio;
 using namespace std::chrono_literals;
+using crew_test::sleep_counting_aborts;
 using crew_test::sleep_for;
 using crew_test::test_error;
 using crew_test::yield_n;
@@ -273,15 +274,7 @@ CO_TEST_CASE(parent_cancelling_the_awaiter_cancels_children_and_aborts_the_wait)
   auto ex = co_await net::this_coro::executor;
   crew::task_group g{ex};
   int aborted = 0;
-  for (int i = 0; i < 5; ++i)
-    g.spawn([&]() -> net::awaitable<void> {
-      try {
-        co_await sleep_for(1h);
-      } catch (boost::system::system_error const& e) {
-        if (e.code() == net::error::operation_aborted) ++aborted;
-        throw;
-      }
-    });
+  for (int i = 0; i < 5; ++i) g.spawn(sleep_counting_aborts(1h, aborted));
   // The parent: a coroutine awaiting the wait, cancelled through its own slot.
   net::cancellation_signal parent_cancel;
   std::optional<std::exception_ptr> parent_result;
@@ -329,11 +322,7 @@ BOOST_AUTO_TEST_CASE(destroying_a_group_with_1000_suspended_tasks_never_blocks_o
     for (int i = 0; i < 1000; ++i)
       g.spawn([alive, &started, &aborted]() -> net::awaitable<void> {
         ++started;
-        try {
-          co_await sleep_for(1h);
-        } catch (boost::system::system_error const& e) {
-          if (e.code() == net::error::operation_aborted) ++aborted;
-        }
+        co_await sleep_counting_aborts(1h, aborted);
       });
     while (started < 1000) ctx.run_one();  // every task is now suspended on its timer
     BOOST_TEST(g.size() == 1000u);
@@ -384,12 +373,7 @@ CO_TEST_CASE(cancel_stops_running_and_queued_tasks_and_counts_none_as_failures) 
   for (int i = 0; i < 6; ++i)
     g.spawn([&]() -> net::awaitable<void> {
       ++started;
-      try {
-        co_await sleep_for(1h);
-      } catch (boost::system::system_error const& e) {
-        if (e.code() == net::error::operation_aborted) ++aborted;
-        throw;
-      }
+      co_await sleep_counting_aborts(1h, aborted);
     });
   co_await yield_once();
   BOOST_TEST(g.size() == 6u);

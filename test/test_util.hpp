@@ -8,10 +8,12 @@
 #define CREW_TEST_TEST_UTIL_HPP
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <chrono>
 #include <stdexcept>
@@ -38,6 +40,18 @@ inline net::awaitable<void> sleep_for(std::chrono::steady_clock::duration d) {
   auto ex = co_await net::this_coro::executor;
   net::steady_timer timer(ex, d);
   co_await timer.async_wait(net::use_awaitable);
+}
+
+/// Sleeps; an operation_aborted that ends the sleep is counted, then rethrown.
+template <class Counter>
+net::awaitable<void> sleep_counting_aborts(std::chrono::steady_clock::duration d,
+                                           Counter& aborted) {
+  try {
+    co_await sleep_for(d);
+  } catch (boost::system::system_error const& e) {
+    if (e.code() == net::error::operation_aborted) ++aborted;
+    throw;
+  }
 }
 
 /// A failure with a recognisable message.

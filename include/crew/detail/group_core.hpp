@@ -73,8 +73,8 @@ class group_core : public std::enable_shared_from_this<group_core> {
   /// because its executor's context was destroyed: counted as cancelled.
   void task_abandoned(task_node* n) noexcept;
 
-  /// Emits `type` on every running task; queued and later tasks start cancelled,
-  /// until the next wait completes.
+  /// Emits `type` on every running task; queued tasks, and tasks spawned before the
+  /// next wait completes, end cancelled without running their body.
   void cancel(boost::asio::cancellation_type type) noexcept;
 
   void set_limit(std::size_t limit);
@@ -96,7 +96,8 @@ class group_core : public std::enable_shared_from_this<group_core> {
   /// taken out of the queue; else null.
   task_node* withdraw_spawn(std::uint64_t key) noexcept;
 
-  /// The group object was destroyed: cancel everything, refuse nothing.
+  /// The group object was destroyed: cancels every task (spawned ones still end, as
+  /// cancelled) and completes async_spawn calls still waiting for a slot with shut_down.
   void shutdown() noexcept;
 
   std::uint64_t next_key() noexcept;
