@@ -5,6 +5,8 @@
 #ifndef CREW_CREW_HPP
 #define CREW_CREW_HPP
 
+#include <crew/backoff.hpp>
+#include <crew/clock.hpp>
 #include <crew/config.hpp>
 #include <crew/error.hpp>
 #include <crew/source_location.hpp>

@@ -1,0 +1,115 @@
+//
+// crew — structured concurrency for Boost.Asio coroutines.
+// Distributed under the Boost Software License, Version 1.0.
+//
+#ifndef CREW_CLOCK_HPP
+#define CREW_CLOCK_HPP
+
+#include <crew/config.hpp>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+
+namespace crew {
+
+/** The time source behind every wait crew makes: retry and loop delays, shutdown
+    grace periods, supervisor restart windows.
+
+    `crew::clock::steady()` is `std::chrono::steady_clock` with Asio's `steady_timer`.
+    A test passes a `crew::manual_clock` instead, through the component's options,
+    and runs in virtual time.
+*/
+class clock {
+ public:
+  using duration = std::chrono::steady_clock::duration;
+  using time_point = std::chrono::steady_clock::time_point;
+
+  virtual ~clock() = default;
+
+  /// The steady clock; a process-wide object without state.
+  static clock& steady() noexcept;
+
+  virtual time_point now() const = 0;
+
+  /** Waits until `deadline`.
+
+      @par Completion signature
+      `void(boost::system::error_code)`: success when the deadline passed.
+
+      @par Per-operation cancellation
+      All types: completes at once with `operation_aborted`.
+  */
+  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(boost::system::error_code)) CompletionToken>
+  auto async_wait_until(net::any_io_executor const& ex, time_point deadline,
+                        CompletionToken&& token) {
+    return net::async_initiate<CompletionToken, void(boost::system::error_code)>(
+        [this](auto handler, net::any_io_executor const& ex, time_point deadline) {
+          do_async_wait(ex, deadline, wait_handler(std::move(handler)));
+        },
+        token, ex, deadline);
+  }
+
+  /// As `async_wait_until(ex, now() + d, token)`.
+  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(boost::system::error_code)) CompletionToken>
+  auto async_wait_for(net::any_io_executor const& ex, duration d, CompletionToken&& token) {
+    return async_wait_until(ex, now() + d, std::forward<CompletionToken>(token));
+  }
+
+ protected:
+  using wait_handler = net::any_completion_handler<void(boost::system::error_code)>;
+
+  /// Completes `handler` once `deadline` passed, or with `operation_aborted` when its
+  /// cancellation slot is emitted. Never calls `handler` inside this call.
+  virtual void do_async_wait(net::any_io_executor const& ex, time_point deadline,
+                             wait_handler handler) = 0;
+};
+
+/** A clock that stands still until the test moves it.
+
+    Waits complete, in deadline order, when `advance` moves the clock past their
+    deadline; each completion is posted to its handler's executor. A pending wait
+    keeps its executor busy, as a real timer does. All member functions may be
+    called from any thread. The clock must outlive every wait on it.
+*/
+class manual_clock final : public clock {
+ public:
+  /// Starts at `start`; the default is an arbitrary fixed point, not the real time.
+  explicit manual_clock(time_point start = time_point(std::chrono::hours(1)));
+  manual_clock(manual_clock const&) = delete;
+  manual_clock& operator=(manual_clock const&) = delete;
+  ~manual_clock() override;
+
+  time_point now() const override;
+
+  /// Moves the clock forward by `d` and completes every wait now due.
+  /// @throws std::invalid_argument if `d` is negative.
+  void advance(duration d);
+
+  /// Moves the clock to the earliest pending deadline (if later than now) and
+  /// completes the waits due then. Returns false when no wait was pending.
+  bool advance_to_next();
+
+  /// The number of waits not yet completed.
+  std::size_t pending() const;
+
+  /// The earliest pending deadline, or `time_point::max()` when none is pending.
+  time_point next_deadline() const;
+
+ protected:
+  void do_async_wait(net::any_io_executor const& ex, time_point deadline,
+                     wait_handler handler) override;
+
+ private:
+  struct state;
+  std::shared_ptr<state> state_;
+};
+
+}  // namespace crew
+
+#endif

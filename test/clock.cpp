@@ -1,0 +1,139 @@
+//
+// crew — structured concurrency for Boost.Asio coroutines.
+// Distributed under the Boost Software License, Version 1.0.
+//
+#define BOOST_TEST_MODULE crew_clock
+#include <crew/clock.hpp>
+
+#include "co_test.hpp"
+#include "test_util.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include <chrono>
+#include <future>
+#include <thread>
+#include <vector>
+
+namespace net = boost::asio;
+using namespace std::chrono_literals;
+
+BOOST_AUTO_TEST_CASE(manual_waits_complete_in_deadline_order_when_advanced) {
+  net::io_context ctx;
+  crew::manual_clock clk;
+  auto const t0 = clk.now();
+  std::vector<int> order;
+  clk.async_wait_for(ctx.get_executor(), 3s, [&](boost::system::error_code ec) {
+    BOOST_TEST(!ec);
+    order.push_back(3);
+  });
+  clk.async_wait_for(ctx.get_executor(), 1s, [&](boost::system::error_code ec) {
+    BOOST_TEST(!ec);
+    order.push_back(1);
+  });
+  clk.async_wait_until(ctx.get_executor(), t0 - 1s, [&](boost::system::error_code ec) {
+    BOOST_TEST(!ec);  // already due: completes, but never inside the call
+    order.push_back(0);
+  });
+  BOOST_TEST(order.empty());
+  BOOST_TEST(clk.pending() == 2u);
+  BOOST_TEST((clk.next_deadline() == t0 + 1s));
+  ctx.poll();
+  BOOST_TEST(order == std::vector<int>({0}));
+  clk.advance(500ms);
+  ctx.poll();
+  BOOST_TEST(order.size() == 1u);
+  clk.advance(5s);
+  ctx.poll();
+  BOOST_TEST(order == std::vector<int>({0, 1, 3}));
+  BOOST_TEST((clk.now() == t0 + 5500ms));
+  BOOST_TEST(!clk.advance_to_next());
+  BOOST_CHECK_THROW(clk.advance(-1s), std::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(advance_to_next_jumps_to_the_earliest_deadline) {
+  net::io_context ctx;
+  crew::manual_clock clk;
+  auto const t0 = clk.now();
+  int done = 0;
+  clk.async_wait_for(ctx.get_executor(), 2s, [&](boost::system::error_code) { ++done; });
+  clk.async_wait_for(ctx.get_executor(), 7s, [&](boost::system::error_code) { ++done; });
+  BOOST_TEST(clk.advance_to_next());
+  ctx.poll();
+  BOOST_TEST(done == 1);
+  BOOST_TEST((clk.now() == t0 + 2s));
+  BOOST_TEST(clk.advance_to_next());
+  ctx.poll();
+  BOOST_TEST(done == 2);
+  BOOST_TEST((clk.now() == t0 + 7s));
+}
+
+BOOST_AUTO_TEST_CASE(a_pending_manual_wait_keeps_the_context_busy) {
+  net::io_context ctx;
+  crew::manual_clock clk;
+  bool done = false;
+  clk.async_wait_for(ctx.get_executor(), 1s, [&](boost::system::error_code) { done = true; });
+  std::thread t([&] { ctx.run(); });  // would return at once without tracked work
+  while (clk.pending() == 0) std::this_thread::yield();
+  clk.advance(1s);
+  t.join();
+  BOOST_TEST(done);
+}
+
+BOOST_AUTO_TEST_CASE(cancelling_a_manual_wait_aborts_it_at_once) {
+  net::io_context ctx;
+  crew::manual_clock clk;
+  net::cancellation_signal sig;
+  boost::system::error_code result;
+  clk.async_wait_for(ctx.get_executor(), 1h,
+                     net::bind_cancellation_slot(sig.slot(), [&](boost::system::error_code ec) {
+                       result = ec;
+                     }));
+  sig.emit(net::cancellation_type::terminal);
+  ctx.poll();
+  BOOST_TEST((result == net::error::operation_aborted));
+  BOOST_TEST(clk.pending() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(destroying_the_clock_aborts_pending_waits) {
+  net::io_context ctx;
+  boost::system::error_code result;
+  {
+    crew::manual_clock clk;
+    clk.async_wait_for(ctx.get_executor(), 1h,
+                       [&](boost::system::error_code ec) { result = ec; });
+  }
+  ctx.run();
+  BOOST_TEST((result == net::error::operation_aborted));
+}
+
+CO_TEST_CASE(manual_clock_with_use_awaitable_and_use_future) {
+  auto ex = co_await net::this_coro::executor;
+  crew::manual_clock clk;
+  auto fut = clk.async_wait_for(ex, 2s, net::use_future);
+  auto op = clk.async_wait_for(ex, 1s, net::use_awaitable);
+  clk.advance(2s);
+  co_await std::move(op);
+  co_await crew_test::yield_once();
+  BOOST_TEST((fut.wait_for(0s) == std::future_status::ready));
+  fut.get();
+}
+
+CO_TEST_CASE(the_steady_clock_waits_on_a_real_timer) {
+  auto ex = co_await net::this_coro::executor;
+  auto& clk = crew::clock::steady();
+  auto const before = clk.now();
+  co_await clk.async_wait_for(ex, 1ms, net::use_awaitable);
+  BOOST_TEST((clk.now() >= before + 1ms));
+  // Cancellation aborts the wait at once.
+  using namespace net::experimental::awaitable_operators;
+  auto op = clk.async_wait_for(ex, 1h, net::as_tuple(net::use_awaitable));
+  auto r = co_await (std::move(op) || crew_test::yield_once());
+  BOOST_TEST(r.index() == 1u);
+}
