@@ -144,10 +144,10 @@ bool manual_clock::advance_to_next() {
   {
     std::lock_guard lock(state_->mutex);
     if (state_->waiters.empty()) return false;
-    auto next = (*std::min_element(
-                     state_->waiters.begin(), state_->waiters.end(),
-                     [](auto const& a, auto const& b) { return a->deadline < b->deadline; }))
-                    ->deadline;
+    auto next =
+        (*std::min_element(state_->waiters.begin(), state_->waiters.end(),
+                           [](auto const& a, auto const& b) { return a->deadline < b->deadline; }))
+            ->deadline;
     state_->now = std::max(state_->now, next);
     due = state_->take_due_locked();
   }
@@ -170,9 +170,8 @@ clock::time_point manual_clock::next_deadline() const {
 void manual_clock::do_async_wait(net::any_io_executor const& ex, time_point deadline,
                                  wait_handler handler) {
   auto slot = net::get_associated_cancellation_slot(handler);
-  auto w = std::make_unique<state::waiter>(
-      state::waiter{deadline, 0, net::prefer(ex, net::execution::outstanding_work.tracked),
-                    std::move(handler)});
+  auto w = std::make_unique<state::waiter>(state::waiter{
+      deadline, 0, net::prefer(ex, net::execution::outstanding_work.tracked), std::move(handler)});
   {
     std::lock_guard lock(state_->mutex);
     w->seq = state_->next_seq++;

@@ -77,12 +77,12 @@ void task_node::emit_pending() noexcept {
 
 // ---------------------------------------------------------------- helpers
 
-namespace {
-
 bool is_operation_aborted(std::exception_ptr const& e) noexcept {
   auto const* se = exception_cast<boost::system::system_error>(e);
   return se && se->code() == boost::asio::error::operation_aborted;
 }
+
+namespace {
 
 task_failure make_failure(task_node const& n, std::exception_ptr e, task_stage stage) {
   task_failure f;
@@ -115,9 +115,10 @@ void unlink(task_node*& first, task_node* n) noexcept {
 
 }  // namespace
 
-void report_unobserved(std::string const& group_name, task_errors const& errors) noexcept {
+void report_unobserved(std::string const& group_name, task_errors const& errors,
+                       char const* owner) noexcept {
   try {
-    std::cerr << "crew: task group";
+    std::cerr << "crew: " << owner;
     if (!group_name.empty()) std::cerr << " '" << group_name << '\'';
     std::cerr << " ended with failures nobody waited for: " << errors.size() << '\n';
     for (auto const& f : errors.failures()) std::cerr << "  " << f;

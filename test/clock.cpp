@@ -91,10 +91,9 @@ BOOST_AUTO_TEST_CASE(cancelling_a_manual_wait_aborts_it_at_once) {
   crew::manual_clock clk;
   net::cancellation_signal sig;
   boost::system::error_code result;
-  clk.async_wait_for(ctx.get_executor(), 1h,
-                     net::bind_cancellation_slot(sig.slot(), [&](boost::system::error_code ec) {
-                       result = ec;
-                     }));
+  clk.async_wait_for(
+      ctx.get_executor(), 1h,
+      net::bind_cancellation_slot(sig.slot(), [&](boost::system::error_code ec) { result = ec; }));
   sig.emit(net::cancellation_type::terminal);
   ctx.poll();
   BOOST_TEST((result == net::error::operation_aborted));
@@ -106,8 +105,7 @@ BOOST_AUTO_TEST_CASE(destroying_the_clock_aborts_pending_waits) {
   boost::system::error_code result;
   {
     crew::manual_clock clk;
-    clk.async_wait_for(ctx.get_executor(), 1h,
-                       [&](boost::system::error_code ec) { result = ec; });
+    clk.async_wait_for(ctx.get_executor(), 1h, [&](boost::system::error_code ec) { result = ec; });
   }
   ctx.run();
   BOOST_TEST((result == net::error::operation_aborted));

@@ -35,6 +35,17 @@ inline net::awaitable<void> yield_n(int n) {
   for (int i = 0; i < n; ++i) co_await net::post(ex, net::use_awaitable);
 }
 
+/// Yields until `done()` holds; throws after `max_yields` so a broken test fails
+/// instead of hanging.
+template <class Pred>
+net::awaitable<void> yield_until(Pred done, int max_yields = 1000000) {
+  auto ex = co_await net::this_coro::executor;
+  for (int i = 0; !done(); ++i) {
+    if (i == max_yields) throw std::runtime_error("yield_until: the condition never held");
+    co_await net::post(ex, net::use_awaitable);
+  }
+}
+
 /// Sleeps on a steady_timer; cancellation aborts it at once.
 inline net::awaitable<void> sleep_for(std::chrono::steady_clock::duration d) {
   auto ex = co_await net::this_coro::executor;

@@ -53,8 +53,7 @@ class coroutine_op_handler {
     cancelled before it started completes with `operation_aborted`.
 */
 template <class Executor, class Body, class Handler>
-void launch_coroutine_op(Executor const& ex, Body&& body, Handler&& handler,
-                         source_location site) {
+void launch_coroutine_op(Executor const& ex, Body&& body, Handler&& handler, source_location site) {
   auto st = std::make_shared<coroutine_op_state<Executor>>(ex);
   st->group.spawn(
       [result = st->result, body = std::forward<Body>(body)]() mutable -> net::awaitable<void> {

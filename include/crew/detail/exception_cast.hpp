@@ -36,6 +36,9 @@ E const* exception_cast(std::exception_ptr const& p) noexcept {
 #endif
 }
 
+/// Whether `e` holds a `boost::system::system_error` with `operation_aborted`.
+bool is_operation_aborted(std::exception_ptr const& e) noexcept;
+
 }  // namespace crew::detail
 
 #endif

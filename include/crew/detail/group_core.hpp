@@ -43,8 +43,10 @@ class wait_op_base {
   ~wait_op_base() = default;
 };
 
-/// Prints failures that nobody waited for to stderr, so that none is lost.
-void report_unobserved(std::string const& group_name, task_errors const& errors) noexcept;
+/// Prints failures that nobody waited for to stderr, so that none is lost. `owner`
+/// says what ended with them: "task group", "run group", "loop"...
+void report_unobserved(std::string const& group_name, task_errors const& errors,
+                       char const* owner = "task group") noexcept;
 
 /** The executor-independent state of a task group, shared with its tasks.
 

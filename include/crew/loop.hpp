@@ -1,0 +1,131 @@
+//
+// crew — structured concurrency for Boost.Asio coroutines.
+// Distributed under the Boost Software License, Version 1.0.
+//
+#ifndef CREW_LOOP_HPP
+#define CREW_LOOP_HPP
+
+#include <crew/backoff.hpp>
+#include <crew/clock.hpp>
+#include <crew/run_group.hpp>
+
+#include <memory>
+#include <string>
+
+namespace crew {
+
+/** Options of a loop. */
+struct loop_options {
+  /// The wait before an actor that returned normally starts again.
+  crew::clock::duration restart_delay = crew::clock::duration::zero();
+  /// The wait before an actor that failed starts again, by the number of consecutive
+  /// failures (at least `restart_delay`). By default 100 ms, doubling up to 30 s, so an
+  /// actor that fails at once cannot spin a core; `crew::backoff::none()` turns it off.
+  crew::backoff backoff = exponential_backoff{};
+  /// As `run_group_options::shutdown_grace`.
+  crew::clock::duration shutdown_grace = crew::clock::duration::max();
+  /// The clock every wait is measured on; null is `crew::clock::steady()`.
+  crew::clock* clock = nullptr;
+  /// Appears in diagnostics.
+  std::string name{};
+};
+
+namespace detail {
+struct loop_settings;
+/// The actor that runs `a` again each time it returns, until it is cancelled.
+actor loop_actor(actor a, std::shared_ptr<loop_settings const> const& settings);
+std::shared_ptr<loop_settings const> make_loop_settings(loop_options const& options);
+run_group_options run_options_of(loop_options const& options);
+}  // namespace detail
+
+/** Actors that are started again whenever they return, until the loop is stopped:
+    the seed's `run.Loop`.
+
+    Each actor runs in its own restart loop: when it returns it starts again after
+    `restart_delay`, and after a failure (seen by its `on_failure`, or printed to
+    stderr when it has none) after the backoff for its consecutive failures. Between
+    two starts the actor always yields, so it never starves others. Stopping the loop,
+    or cancelling its run, interrupts every actor as a run group does (interrupt
+    callbacks in reverse order of `add`, then cancellation) and waits for them.
+
+    @tparam Executor The executor actors run on; `any_io_executor` by default.
+*/
+template <class Executor = net::any_io_executor>
+class basic_loop {
+ public:
+  using executor_type = Executor;
+
+  template <class OtherExecutor>
+  struct rebind_executor {
+    using other = basic_loop<OtherExecutor>;
+  };
+
+  explicit basic_loop(executor_type const& ex) : basic_loop(ex, loop_options{}) {}
+
+  /// @throws std::invalid_argument if `restart_delay` or `shutdown_grace` is negative.
+  basic_loop(executor_type const& ex, loop_options options)
+      : settings_(detail::make_loop_settings(options)),
+        group_(ex, detail::run_options_of(options)) {}
+
+  template <class ExecutionContext>
+  requires std::is_convertible_v<ExecutionContext&, net::execution_context&>
+  explicit basic_loop(ExecutionContext& ctx) : basic_loop(executor_type(ctx.get_executor())) {}
+
+  /// Stops a run in progress and returns at once.
+  ~basic_loop() = default;
+
+  executor_type get_executor() const noexcept { return group_.get_executor(); }
+
+  /// Adds an actor; as `run_group::add`.
+  void add(actor a) { group_.add(detail::loop_actor(std::move(a), settings_)); }
+
+  /// Adds an actor made of `crew::execute(f)` and optionally `crew::interrupt(g)`,
+  /// `crew::on_failure(h)` and `crew::name(n)`.
+  template <class... Parts>
+  requires(sizeof...(Parts) >= 1) void add(Parts&&... parts) {
+    actor a;
+    (detail::add_part(a, std::decay_t<Parts>(std::forward<Parts>(parts))), ...);
+    add(std::move(a));
+  }
+
+  std::size_t size() const { return group_.size(); }
+
+  /** Runs the actors, each restarted whenever it returns, until `stop()`.
+
+      @par Completion signature
+      `void(std::exception_ptr)`: `nullptr` once stopped; `operation_aborted` when the
+      run was cancelled; a `crew::task_errors` if actors outlived the shutdown grace or
+      interrupt callbacks threw (as `run_group::async_run`). An empty loop completes at
+      once.
+
+      @par Per-operation cancellation
+      All types: stops the loop with an `operation_aborted` cause and completes once
+      every actor returned.
+  */
+  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(std::exception_ptr))
+                CompletionToken BOOST_ASIO_DEFAULT_COMPLETION_TOKEN_TYPE(executor_type)>
+  auto async_run(CompletionToken&& token BOOST_ASIO_DEFAULT_COMPLETION_TOKEN(executor_type)) {
+    return group_.async_run(std::forward<CompletionToken>(token));
+  }
+
+  /// `co_await lp.run()`.
+  template <class AwaitableExecutor = net::any_io_executor>
+  net::awaitable<void, AwaitableExecutor> run() {
+    return async_run(net::use_awaitable_t<AwaitableExecutor>{});
+  }
+
+  /// Interrupts every actor (the cause is `nullptr`); the run completes once they all
+  /// returned. With no run in progress, the next run stops as soon as it started.
+  void stop() { group_.interrupt(); }
+
+ private:
+  std::shared_ptr<detail::loop_settings const> settings_;
+  basic_run_group<Executor> group_;
+};
+
+/// A loop on `any_io_executor`.
+using loop = basic_loop<>;
+
+}  // namespace crew
+
+#endif
