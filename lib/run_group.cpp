@@ -18,8 +18,10 @@
 #include <boost/asio/this_coro.hpp>
 
 #include <csignal>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace crew {
 
@@ -29,12 +31,21 @@ std::vector<int> default_signals() {
 
 namespace {
 
-net::awaitable<void> wait_for_signals(std::vector<int> signos) {
-  auto ex = co_await net::this_coro::executor;
+// The executor of the run whose actors are being started on this thread. Actors are
+// made (execute() is called) when the run starts, inside async_run's initiation; the
+// signal actor registers its signals right then, so that a signal sent once the run
+// has started is never met by the default, fatal disposition.
+thread_local net::any_io_executor const* starting_run_executor = nullptr;
+
+net::awaitable<void> wait_for_signals(std::unique_ptr<net::signal_set> set,
+                                      std::vector<int> signos) {
+  if (!set) {  // not made by a starting run
+    auto ex = co_await net::this_coro::executor;
+    set = std::make_unique<net::signal_set>(ex);
+    for (int s : signos) set->add(s);
+  }
   // The set is the registration: it ends with the actor, and with it the handling.
-  net::signal_set set(ex);
-  for (int s : signos) set.add(s);
-  auto [ec, signo] = co_await set.async_wait(net::as_tuple(net::use_awaitable));
+  auto [ec, signo] = co_await set->async_wait(net::as_tuple(net::use_awaitable));
   if (ec) throw boost::system::system_error(ec, "crew::signals");
   throw signal_received(signo);
 }
@@ -53,7 +64,14 @@ actor signals(std::vector<int> signos) {
   }
   actor a;
   a.name = "signals";
-  a.execute = [signos = std::move(signos)] { return wait_for_signals(signos); };
+  a.execute = [signos = std::move(signos)] {
+    std::unique_ptr<net::signal_set> set;
+    if (starting_run_executor) {
+      set = std::make_unique<net::signal_set>(*starting_run_executor);
+      for (int s : signos) set->add(s);
+    }
+    return wait_for_signals(std::move(set), signos);
+  };
   return a;
 }
 
@@ -109,20 +127,38 @@ void run_core::start() {
     complete(nullptr);
     return;
   }
+  // Every actor is made before any starts; one whose execute() throws has returned
+  // with that, at once.
+  std::vector<std::pair<std::optional<net::awaitable<void>>, std::exception_ptr>> bodies(
+      actors_.size());
+  auto const outer = std::exchange(starting_run_executor, &ex_);
+  for (std::size_t i = 0; i < actors_.size(); ++i) {
+    try {
+      bodies[i].first.emplace(actors_[i].execute());
+    } catch (...) {
+      bodies[i].second = std::current_exception();
+    }
+  }
+  starting_run_executor = outer;
   for (std::size_t i = 0; i < actors_.size(); ++i) {
     spawn_options so;
     so.name = actors_[i].name;
-    group_.spawn(actor_body(shared_from_this(), i), std::move(so));
+    group_.spawn(actor_body(shared_from_this(), i, std::move(bodies[i].first), bodies[i].second),
+                 std::move(so));
   }
   group_.async_wait([self = shared_from_this()](std::exception_ptr e) { self->returned_all(e); });
 }
 
-net::awaitable<void> run_core::actor_body(std::shared_ptr<run_core> self, std::size_t i) {
-  std::exception_ptr e;
-  try {
-    co_await self->actors_[i].execute();
-  } catch (...) {
-    e = std::current_exception();
+net::awaitable<void> run_core::actor_body(std::shared_ptr<run_core> self, std::size_t i,
+                                          std::optional<net::awaitable<void>> body,
+                                          std::exception_ptr failed) {
+  std::exception_ptr e = failed;
+  if (body) {
+    try {
+      co_await std::move(*body);
+    } catch (...) {
+      e = std::current_exception();
+    }
   }
   self->actor_returned(i, std::move(e));
 }
@@ -296,13 +332,14 @@ void complete_at_once(net::any_io_executor const& ex, run_handler handler, std::
   net::post(ex, net::append(std::move(handler), std::move(e)));
 }
 
-std::shared_ptr<run_core> start_run(net::any_io_executor const& ex,
-                                    run_group_options const& options,
-                                    std::vector<actor> const& actors, run_handler handler,
-                                    char const* owner) {
-  auto core = std::make_shared<run_core>(ex, options, actors, std::move(handler), owner);
-  core->start();
-  return core;
+std::shared_ptr<run_core> make_run(net::any_io_executor const& ex, run_group_options const& options,
+                                   std::vector<actor> const& actors, run_handler handler,
+                                   char const* owner) {
+  return std::make_shared<run_core>(ex, options, actors, std::move(handler), owner);
+}
+
+void start_run(run_core& core) {
+  core.start();
 }
 
 }  // namespace detail

@@ -239,6 +239,50 @@ CO_TEST_CASE(the_signal_registration_is_released_when_the_actor_ends) {
   BOOST_TEST((disposition() == SIG_DFL));
 }
 
+BOOST_AUTO_TEST_CASE(the_signal_actor_registers_when_the_run_starts) {
+  auto disposition = [] {
+    struct sigaction sa {};
+    ::sigaction(SIGUSR1, nullptr, &sa);
+    return sa.sa_handler;
+  };
+  net::io_context ctx;
+  crew::run_group rg{ctx};
+  rg.add(crew::signals({SIGUSR1}));
+  BOOST_TEST((disposition() == SIG_DFL));
+  std::exception_ptr result;
+  rg.async_run([&](std::exception_ptr e) { result = e; });
+  // Registered inside async_run, before any handler ran: a signal sent by whoever
+  // learns that the daemon is up is never fatal.
+  BOOST_TEST((disposition() != SIG_DFL));
+  std::raise(SIGUSR1);
+  ctx.run();
+  try {
+    std::rethrow_exception(result);
+  } catch (crew::signal_received const& s) {
+    BOOST_TEST(s.signo() == SIGUSR1);
+  }
+  BOOST_TEST((disposition() == SIG_DFL));
+}
+
+BOOST_AUTO_TEST_CASE(an_actor_whose_factory_throws_returns_at_once_with_it) {
+  net::io_context ctx;
+  crew::run_group rg{ctx};
+  bool other_interrupted = false;
+  rg.add(crew::execute(park),
+         crew::interrupt([&](std::exception_ptr) { other_interrupted = true; }));
+  crew::actor a;
+  a.name = "factory";
+  a.execute = []() -> net::awaitable<void> {
+    throw test_error(13);  // no co_await: not a coroutine, execute() itself throws
+  };
+  rg.add(std::move(a));
+  std::exception_ptr result;
+  rg.async_run([&](std::exception_ptr e) { result = e; });
+  ctx.run();
+  BOOST_TEST(error_number(result) == 13);
+  BOOST_TEST(other_interrupted);
+}
+
 BOOST_AUTO_TEST_CASE(signals_rejects_bad_numbers) {
   BOOST_CHECK_THROW(crew::signals(std::vector<int>{}), std::invalid_argument);
   BOOST_CHECK_EXCEPTION(crew::signals({0}), std::invalid_argument, [](auto const& e) {

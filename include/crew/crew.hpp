@@ -9,6 +9,8 @@
 #include <crew/clock.hpp>
 #include <crew/config.hpp>
 #include <crew/error.hpp>
+#include <crew/loop.hpp>
+#include <crew/run_group.hpp>
 #include <crew/source_location.hpp>
 #include <crew/task_group.hpp>
 

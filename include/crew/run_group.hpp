@@ -121,11 +121,12 @@ class run_core;
 using run_handler = net::any_completion_handler<void(std::exception_ptr)>;
 /// Validates the options; names the run group kind in the message.
 void check_options(run_group_options const& o, char const* who);
-/// Starts a run of `actors` (copied) and completes `handler` when it is over.
-std::shared_ptr<run_core> start_run(net::any_io_executor const& ex,
-                                    run_group_options const& options,
-                                    std::vector<actor> const& actors, run_handler handler,
-                                    char const* owner);
+/// Prepares a run of `actors` (copied) that completes `handler` when it is over.
+std::shared_ptr<run_core> make_run(net::any_io_executor const& ex, run_group_options const& options,
+                                   std::vector<actor> const& actors, run_handler handler,
+                                   char const* owner);
+/// Starts the run: spawns its actors.
+void start_run(run_core& core);
 /// Interrupts a run with `cause`, as if an actor had returned with it.
 void interrupt_run(run_core& core, std::exception_ptr cause) noexcept;
 /// Whether the run is still going: it has not yet handed its result to its handler.

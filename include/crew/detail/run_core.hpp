@@ -40,7 +40,9 @@ class run_core : public std::enable_shared_from_this<run_core> {
   bool finished() const noexcept { return finished_.load(std::memory_order_acquire); }
 
  private:
-  static net::awaitable<void> actor_body(std::shared_ptr<run_core> self, std::size_t i);
+  static net::awaitable<void> actor_body(std::shared_ptr<run_core> self, std::size_t i,
+                                         std::optional<net::awaitable<void>> body,
+                                         std::exception_ptr failed);
   void actor_returned(std::size_t i, std::exception_ptr e);
   void report(std::size_t i, std::exception_ptr e, bool in_result);
   void run_interrupts();

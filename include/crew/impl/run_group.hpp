@@ -124,18 +124,29 @@ template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(std::exception_ptr)) CompletionTo
 auto basic_run_group<Executor>::async_run(CompletionToken&& token) {
   return net::async_initiate<CompletionToken, void(std::exception_ptr)>(
       [this](auto handler) {
-        std::lock_guard lock(mutex_);
-        if (detail::run_in_progress(running_)) {
+        // Once the run started it may complete, and its awaiter resume and destroy this
+        // group, on another thread: nothing below touches `this` after start_run.
+        std::shared_ptr<detail::run_core> core;
+        bool interrupt_now = false;
+        {
+          std::lock_guard lock(mutex_);
+          if (!detail::run_in_progress(running_)) {
+            core = detail::make_run(ex_, options_, actors_, detail::run_handler(std::move(handler)),
+                                    "run group");
+            running_ = core;
+            interrupt_now = std::exchange(interrupt_pending_, false);
+          }
+        }
+        if (!core) {
+          auto const ex = ex_;
           detail::complete_at_once(
-              ex_, detail::run_handler(std::move(handler)),
+              ex, detail::run_handler(std::move(handler)),
               std::make_exception_ptr(boost::system::system_error(
                   make_error_code(error::already_running), "crew::run_group::async_run")));
           return;
         }
-        auto core = detail::start_run(ex_, options_, actors_,
-                                      detail::run_handler(std::move(handler)), "run group");
-        running_ = core;
-        if (std::exchange(interrupt_pending_, false)) detail::interrupt_run(*core, nullptr);
+        detail::start_run(*core);
+        if (interrupt_now) detail::interrupt_run(*core, nullptr);
       },
       token);
 }
