@@ -121,6 +121,32 @@ CO_TEST_CASE(backoff_holds_on_consecutive_failures_in_virtual_time) {
   BOOST_TEST(failures_seen == 7);  // on_failure saw every failed iteration
 }
 
+net::awaitable<void> poll_queue(std::atomic<int>& polls) {
+  co_await crew_test::yield_once();
+  ++polls;
+}
+
+CO_TEST_CASE(a_loop_as_the_docs_show_it) {
+  auto ex = co_await net::this_coro::executor;
+  std::atomic<int> polls{0};
+  std::atomic<int> logged{0};
+  auto log = [&](std::exception_ptr) { ++logged; };
+  //[loop_basic
+  crew::loop_options options;
+  options.restart_delay = 10ms;                                        // after a return
+  options.backoff = crew::exponential_backoff{100ms, 2.0, 30s, 0.2};  // after failures
+  crew::loop workers{ex, options};
+  workers.add(crew::execute([&] { return poll_queue(polls); }), crew::name("poller"),
+              crew::on_failure([&](std::exception_ptr e) { log(e); }));
+  auto done = workers.async_run(net::use_future);
+  // ... later, from any thread:
+  workers.stop();
+  //]
+  co_await crew_test::yield_until([&] { return ready(done); });
+  done.get();
+  BOOST_TEST(logged.load() == 0);
+}
+
 CO_TEST_CASE(stop_interrupts_the_actors_and_waits_for_them) {
   auto ex = co_await net::this_coro::executor;
   crew::loop lp{ex};

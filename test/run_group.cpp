@@ -339,11 +339,13 @@ net::awaitable<void> stubborn(int& cancellations) {
 
 CO_TEST_CASE(an_actor_that_ignores_cancellation_is_named_when_the_grace_runs_out) {
   auto ex = co_await net::this_coro::executor;
-  crew::manual_clock clk;
+  //[run_group_virtual_time
+  crew::manual_clock clk;  // stands still until the test advances it
   crew::run_group_options options;
   options.shutdown_grace = 10s;
   options.clock = &clk;
   crew::run_group rg{ex, options};
+  //]
   int cancellations = 0;
   std::vector<std::string> reported;
   rg.add(crew::execute([&] { return stubborn(cancellations); }), crew::name("stubborn"),
@@ -506,8 +508,10 @@ CO_TEST_CASE(run_groups_nest) {
   bool inner_interrupted = false;
   inner.add(crew::execute(park),
             crew::interrupt([&](std::exception_ptr) { inner_interrupted = true; }));
+  //[run_group_nest
   crew::run_group outer{ex};
   outer.add(crew::execute([&] { return inner.run(); }), crew::name("inner"));
+  //]
   outer.add(crew::execute([]() -> net::awaitable<void> {
     co_await crew_test::yield_n(3);
     throw test_error(6);
