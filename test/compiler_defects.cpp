@@ -16,6 +16,8 @@
 //   co_await g.async_spawn([s]() -> net::awaitable<void> { ... }, net::use_awaitable);
 //
 #define BOOST_TEST_MODULE compiler_defects
+#include <crew/loop.hpp>
+#include <crew/run_group.hpp>
 #include <crew/task_group.hpp>
 
 #include "co_test.hpp"
@@ -83,4 +85,28 @@ CO_TEST_CASE(a_lambda_capturing_a_string_spawned_without_co_await) {
   });
   co_await g.wait();
   BOOST_TEST(seen == s);
+}
+
+// Run groups and loops in the shapes their docs show next to a co_await.
+CO_TEST_CASE(run_group_from_a_co_awaited_executor) {
+  crew::run_group rg{co_await net::this_coro::executor};
+  rg.add(crew::execute(job), crew::name(std::string(64, 'r')));
+  co_await rg.run();
+  auto [e] = co_await rg.async_run(net::as_tuple(net::use_awaitable));
+  BOOST_TEST(!e);
+}
+
+CO_TEST_CASE(run_group_options_built_first) {
+  auto ex = co_await net::this_coro::executor;
+  crew::run_group rg{ex, {.shutdown_grace = 10s, .clock = nullptr, .name = std::string(64, 'n')}};
+  rg.add(crew::execute(job));
+  co_await rg.run();
+}
+
+CO_TEST_CASE(loop_from_a_co_awaited_executor) {
+  crew::loop lp{co_await net::this_coro::executor};
+  std::string s(64, 'l');
+  lp.add(crew::execute([s]() -> net::awaitable<void> { co_await yield_once(); }));
+  lp.stop();
+  co_await lp.run();
 }
