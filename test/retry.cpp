@@ -138,7 +138,7 @@ CO_TEST_CASE(an_attempt_function_may_take_no_argument_and_return_an_error_code) 
     co_return boost::system::error_code{};                      // success
   };
   //]
-  crew::retry_options options{};
+  crew::retry_options options{.backoff = crew::backoff::none()};
   auto e = co_await retry_on(clk, refused_twice, options);
   BOOST_TEST(!e);
   BOOST_TEST(calls == 3);
@@ -165,7 +165,7 @@ CO_TEST_CASE(stop_makes_the_current_outcome_the_result) {
     co_await yield_once();
     throw test_error(static_cast<int>(r.iteration()));
   };
-  crew::retry_options options{.max_attempts = 10};
+  crew::retry_options options{.max_attempts = 10, .backoff = crew::backoff::none()};
   auto e = co_await retry_on(clk, attempt, options);
   BOOST_TEST(error_number(e) == 4);
   BOOST_TEST(calls == 4);
@@ -335,10 +335,11 @@ CO_TEST_CASE(retry_if_ends_at_once_with_a_failure_it_rejects) {
     throw test_error(static_cast<int>(r.iteration()));
   };
   std::vector<int> seen;
-  crew::retry_options options{.retry_if = [&](std::exception_ptr const& e) {
-    seen.push_back(error_number(e));
-    return error_number(e) != 2;
-  }};
+  crew::retry_options options{.backoff = crew::backoff::none(),
+                              .retry_if = [&](std::exception_ptr const& e) {
+                                seen.push_back(error_number(e));
+                                return error_number(e) != 2;
+                              }};
   auto e = co_await retry_on(clk, attempt, options);
   BOOST_TEST(error_number(e) == 2);
   BOOST_TEST(calls == 2);
@@ -362,7 +363,8 @@ CO_TEST_CASE(all_failures_reports_every_attempt_in_task_errors) {
     co_await yield_once();
     throw test_error(static_cast<int>(r.iteration()));
   };
-  crew::retry_options options{.max_attempts = 3, .clock = &clk, .all_failures = true};
+  crew::retry_options options{
+      .max_attempts = 3, .backoff = crew::backoff::none(), .clock = &clk, .all_failures = true};
   std::optional<std::exception_ptr> result;
   auto const line = __LINE__ + 1;
   crew::async_retry(ex, attempt, options, [&](std::exception_ptr e) { result = e; });
@@ -435,7 +437,8 @@ CO_TEST_CASE(an_attempt_aborted_by_the_cancellation_is_never_retried) {
   // Every failure may be retried and all are reported, yet the cancellation ends it,
   // without even asking retry_if.
   int asked = 0;
-  crew::retry_options options{.retry_if =
+  crew::retry_options options{.backoff = crew::backoff::none(),
+                              .retry_if =
                                   [&](std::exception_ptr const&) {
                                     ++asked;
                                     return true;
@@ -484,7 +487,7 @@ CO_TEST_CASE(an_operation_aborted_not_caused_by_the_cancellation_is_retried) {
     co_await yield_once();
     if (r.iteration() < 3) throw boost::system::system_error(net::error::operation_aborted);
   };
-  crew::retry_options options{};
+  crew::retry_options options{.backoff = crew::backoff::none()};
   auto e = co_await retry_on(clk, attempt, options);
   BOOST_TEST(!e);
 }
@@ -563,7 +566,7 @@ struct flaky {
 CO_TEST_CASE(use_awaitable_with_and_without_an_executor) {
   auto ex = co_await net::this_coro::executor;
   int calls = 0;
-  crew::retry_options options{.max_attempts = 5};
+  crew::retry_options options{.max_attempts = 5, .backoff = crew::backoff::none()};
   auto op = crew::async_retry(ex, flaky{&calls}, options, net::use_awaitable);
   co_await std::move(op);
   BOOST_TEST(calls == 3);
@@ -590,7 +593,7 @@ CO_TEST_CASE(use_awaitable_with_and_without_an_executor) {
 CO_TEST_CASE(as_tuple_and_deferred) {
   auto ex = co_await net::this_coro::executor;
   int calls = 0;
-  crew::retry_options options{.max_attempts = 2};
+  crew::retry_options options{.max_attempts = 2, .backoff = crew::backoff::none()};
   auto op = crew::async_retry(ex, flaky{&calls}, options, net::as_tuple(net::use_awaitable));
   auto [e] = co_await std::move(op);
   BOOST_TEST(error_number(e) == 2);
@@ -610,7 +613,7 @@ CO_TEST_CASE(use_future_with_an_executor) {
   fut.get();
   BOOST_TEST(calls == 3);
 
-  crew::retry_options options{.max_attempts = 1};
+  crew::retry_options options{.max_attempts = 1, .backoff = crew::backoff::none()};
   auto failed = crew::async_retry(ex, flaky{&calls}, options, net::use_future);
   co_await yield_until([&] { return failed.wait_for(0s) == std::future_status::ready; });
   BOOST_CHECK_THROW(failed.get(), test_error);
@@ -621,7 +624,7 @@ CO_TEST_CASE(the_default_token_of_the_executor) {
   auto io = co_await net::this_coro::executor;
   default_awaitable ex{io};
   int calls = 0;
-  crew::retry_options options{.max_attempts = 5};
+  crew::retry_options options{.max_attempts = 5, .backoff = crew::backoff::none()};
   auto op = crew::async_retry(ex, flaky{&calls}, options);
   co_await std::move(op);
   BOOST_TEST(calls == 3);
@@ -677,7 +680,8 @@ CO_TEST_CASE(a_negative_set_delay_ends_the_retry_with_invalid_argument) {
     r.set_delay(-1s);
     co_return;
   };
-  crew::retry_options options{};  // unlimited, every failure retried
+  crew::retry_options options{.backoff =
+                                  crew::backoff::none()};  // unlimited, every failure retried
   auto e = co_await retry_on(clk, attempt, options);
   BOOST_REQUIRE(e);
   BOOST_CHECK_EXCEPTION(std::rethrow_exception(e), std::invalid_argument, names("set_delay: d"));
@@ -884,7 +888,8 @@ CO_TEST_CASE(all_failures_example) {
   };
   std::ostringstream log;
   //[retry_all_failures
-  crew::retry_options options{.max_attempts = 3, .all_failures = true};
+  crew::retry_options options{
+      .max_attempts = 3, .backoff = crew::backoff::none(), .all_failures = true};
   auto op = crew::async_retry(ex, attempt, options, net::as_tuple(net::use_awaitable));
   auto [e] = co_await std::move(op);
   try {

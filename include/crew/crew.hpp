@@ -10,6 +10,7 @@
 #include <crew/config.hpp>
 #include <crew/error.hpp>
 #include <crew/loop.hpp>
+#include <crew/retry.hpp>
 #include <crew/run_group.hpp>
 #include <crew/source_location.hpp>
 #include <crew/task_group.hpp>

@@ -39,9 +39,10 @@ struct retry_access;
 struct retry_options {
   /// The most attempts, at least 1, or `crew::unlimited`.
   std::size_t max_attempts = unlimited;
-  /// The wait after each failed attempt: `crew::exponential_backoff{...}`,
-  /// `crew::backoff::constant(d)` or `crew::backoff::none()` (the default).
-  crew::backoff backoff{};
+  /// The wait after each failed attempt: `crew::exponential_backoff{...}` (by default
+  /// 100 ms, doubling up to 30 s, so that a retry never spins),
+  /// `crew::backoff::constant(d)` or `crew::backoff::none()`.
+  crew::backoff backoff = exponential_backoff{};
   /// Gives up when the next wait would end later than this after the first attempt
   /// started, measured on `clock`. Not negative; `duration::max()` (the default) is no limit.
   crew::clock::duration max_elapsed = crew::clock::duration::max();
@@ -155,7 +156,7 @@ auto async_retry(Executor const& ex, F&& fn, retry_options const& options,
                  CompletionToken&& token = net::default_completion_token_t<Executor>(),
                  source_location site = source_location::current());
 
-/// As above with the default options: unlimited attempts, no wait between them.
+/// As above with the default options: unlimited attempts, exponential backoff.
 template <detail::retry_executor Executor, retry_attempt F,
           BOOST_ASIO_COMPLETION_TOKEN_FOR(void(std::exception_ptr))
               CompletionToken = net::default_completion_token_t<Executor>>
