@@ -13,6 +13,7 @@
 #include <crew/retry.hpp>
 #include <crew/run_group.hpp>
 #include <crew/source_location.hpp>
+#include <crew/supervisor.hpp>
 #include <crew/task_group.hpp>
 
 #endif

@@ -1,0 +1,278 @@
+//
+// crew — structured concurrency for Boost.Asio coroutines.
+// Distributed under the Boost Software License, Version 1.0.
+//
+#ifndef CREW_SUPERVISOR_HPP
+#define CREW_SUPERVISOR_HPP
+
+#include <crew/backoff.hpp>
+#include <crew/clock.hpp>
+#include <crew/config.hpp>
+#include <crew/error.hpp>
+#include <crew/source_location.hpp>
+#include <crew/task_group.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/execution_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace crew {
+
+/** When a supervisor starts a child again after it ended (Erlang/OTP's restart types). */
+enum class restart {
+  /// Always restarted, even after a normal return.
+  permanent,
+  /// Restarted only after a failure; a normal return ends it for good.
+  transient,
+  /// Never restarted; a failure goes into the supervisor's result.
+  temporary,
+};
+
+/// "permanent", "transient" or "temporary".
+inline char const* to_string(restart r) noexcept;
+
+/** Which children a supervisor restarts when one of them must be restarted. */
+enum class restart_strategy {
+  /// Only the child that ended.
+  one_for_one,
+  /// Every child: the others are cancelled, and once they all ended every one of them
+  /// starts again, in the order they were added.
+  one_for_all,
+  /// The child that ended and every child added after it, which are cancelled first.
+  rest_for_one,
+};
+
+/// "one_for_one", "one_for_all" or "rest_for_one".
+inline char const* to_string(restart_strategy s) noexcept;
+
+/** Options of one child of a supervisor. */
+struct child_options {
+  /// When the child is started again after it ended.
+  crew::restart restart = crew::restart::permanent;
+};
+
+/** Options of a supervisor. Designated initializers keep call sites readable. */
+struct supervisor_options {
+  /// Which children restart together.
+  restart_strategy strategy = restart_strategy::one_for_one;
+  /// The most restarts allowed within `period`; one more and the supervisor fails
+  /// upward. 0 allows none. A restart of several children at once counts once.
+  std::size_t intensity = 3;
+  /// The sliding window `intensity` is counted in; must be positive.
+  std::chrono::steady_clock::duration period = std::chrono::seconds(5);
+  /// The wait before each restart; the n-th restart within `period` waits
+  /// `restart_delay.delay(n)`. None by default.
+  crew::backoff restart_delay{};
+  /// Sees every child failure, one call at a time, on the supervisor's executor. A
+  /// handler that throws has its exception recorded in the run's result (stage
+  /// `handler`).
+  std::function<void(task_failure const&)> on_failure{};
+  /// The clock the restart window and delays are measured on; null is
+  /// `crew::clock::steady()`. It must outlive the supervisor's runs.
+  crew::clock* clock = nullptr;
+  /// Appears in diagnostics.
+  std::string name{};
+};
+
+/** Where a child of a supervisor stands. */
+enum class child_state {
+  /// Not started: no run in progress, or added while the run shuts down.
+  idle,
+  /// Its task runs (possibly still in its restart delay).
+  running,
+  /// The supervisor cancelled it and waits for it to end.
+  stopping,
+  /// Ended; it starts again once the siblings being restarted with it ended.
+  restarting,
+  /// Ended, and not started again in this run.
+  ended,
+};
+
+/// "idle", "running", "stopping", "restarting" or "ended".
+inline char const* to_string(child_state s) noexcept;
+
+/** A snapshot of one child, as `basic_supervisor::children()` returns it. */
+struct child_info {
+  std::string name;
+  crew::restart restart = crew::restart::permanent;
+  child_state state = child_state::idle;
+  /// How many times the child was started again in the current (or last) run.
+  std::size_t restarts = 0;
+};
+
+/** The failure a supervisor reports when a child needed more restarts than its
+    intensity allows. Its `task_failure` in the run's result is named after the child.
+*/
+class restart_intensity_exceeded : public std::runtime_error {
+ public:
+  /// @param last_failure The `what()` of the child's last failure; empty if its last
+  /// run returned normally.
+  restart_intensity_exceeded(std::string const& supervisor, std::string const& child,
+                             std::size_t intensity, std::chrono::steady_clock::duration period,
+                             std::string const& last_failure);
+
+  /// The name of the child that needed one restart too many.
+  std::string const& child() const noexcept { return *child_; }
+  std::size_t intensity() const noexcept { return intensity_; }
+  std::chrono::steady_clock::duration period() const noexcept { return period_; }
+
+ private:
+  std::shared_ptr<std::string const> child_;
+  std::size_t intensity_;
+  std::chrono::steady_clock::duration period_;
+};
+
+namespace detail {
+template <class Executor>
+class supervisor_core;
+}  // namespace detail
+
+/** A supervisor: runs named child tasks and restarts them as their restart mode and
+    the strategy say, up to a restart intensity (Erlang/OTP's supervisor, Go's suture).
+
+    A child is a name, a factory (a callable returning `awaitable<void>` or
+    `awaitable<boost::system::error_code>`, called again for every start) and a
+    restart mode. Each child runs as a crew task in a group of its own, so it can be
+    cancelled alone. An `operation_aborted` that ends a child the supervisor cancelled
+    is a cancellation, never a failure.
+
+    Past its intensity (more than `intensity` restarts within `period`), the
+    supervisor cancels every child, waits for them, and its run fails with a
+    `crew::task_errors` whose first failure is a `restart_intensity_exceeded` named
+    after the child. A supervisor's `run()` can itself be a child's factory:
+    supervisors nest, and an inner one failing upward is a failure of that child.
+
+    All member functions may be called from any thread. Destroying the supervisor
+    cancels its run, as `cancel()` does, and never blocks.
+
+    @tparam Executor The executor the children run on; `any_io_executor` by default.
+*/
+template <class Executor = net::any_io_executor>
+class basic_supervisor {
+ public:
+  using executor_type = Executor;
+
+  /// Rebinds the supervisor to another executor type.
+  template <class OtherExecutor>
+  struct rebind_executor {
+    using other = basic_supervisor<OtherExecutor>;
+  };
+
+  /// A one_for_one supervisor allowing 3 restarts in 5 seconds.
+  explicit basic_supervisor(executor_type const& ex);
+
+  /// @throws std::invalid_argument if `options.period` is not positive or
+  /// `options.strategy` is not a `restart_strategy`.
+  basic_supervisor(executor_type const& ex, supervisor_options options);
+
+  /// A supervisor on the context's executor.
+  template <class ExecutionContext>
+  requires std::is_convertible_v<ExecutionContext&, net::execution_context&>
+  explicit basic_supervisor(ExecutionContext& ctx)
+      : basic_supervisor(executor_type(ctx.get_executor())) {}
+
+  template <class ExecutionContext>
+  requires std::is_convertible_v<ExecutionContext&, net::execution_context&> basic_supervisor(
+      ExecutionContext& ctx, supervisor_options options)
+      : basic_supervisor(executor_type(ctx.get_executor()), std::move(options)) {}
+
+  basic_supervisor(basic_supervisor&& other) noexcept = default;
+
+  /// Cancels this supervisor's run (as the destructor does), then takes over `other`.
+  basic_supervisor& operator=(basic_supervisor&& other) noexcept;
+
+  /// Cancels the run in progress, if any, and returns at once.
+  ~basic_supervisor();
+
+  executor_type get_executor() const noexcept { return ex_; }
+
+  /** Adds a permanent child. While a run is in progress the child starts at once.
+
+      @param name Unique among the children; names the child's failures.
+      @param factory A callable taking no arguments that returns `awaitable<void>` or
+      `awaitable<boost::system::error_code>` (a non-zero code is a failure). It is
+      called for every start, always from the child's own task.
+      @param site Defaults to the caller's location.
+      @throws std::invalid_argument if `name` is empty or taken, or `factory` is empty.
+  */
+  template <class Factory>
+  void add(std::string name, Factory&& factory, source_location site = source_location::current());
+
+  /// Adds a child with its own restart mode.
+  template <class Factory>
+  void add(std::string name, Factory&& factory, child_options options,
+           source_location site = source_location::current());
+
+  /** Starts every child and supervises them until none is left to run.
+
+      @par Completion signature
+      `void(std::exception_ptr)`:
+      - null once no child runs and none is due for a restart (every child ended for
+        good: temporary ones, transient ones that returned), and no failure is left
+        unhandled;
+      - a `crew::task_errors` when the intensity was exceeded (first a
+        `restart_intensity_exceeded` named after the child, then that child's last
+        failure), or when a failure was not answered by a restart: a temporary
+        child's failure, a failure while the supervisor shut its children down, an
+        `on_failure` handler that threw;
+      - `operation_aborted` when the run was cancelled and no failure is left
+        unhandled;
+      - `crew::error::already_running` if another run of this supervisor is in progress.
+      An empty supervisor completes at once. A supervisor can run again after a run
+      completed: every child starts afresh.
+
+      @par Per-operation cancellation
+      All types. Cancelling the run cancels every child (terminal); the run completes
+      once they all ended, as described above.
+  */
+  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(std::exception_ptr))
+                CompletionToken BOOST_ASIO_DEFAULT_COMPLETION_TOKEN_TYPE(executor_type)>
+  auto async_run(CompletionToken&& token BOOST_ASIO_DEFAULT_COMPLETION_TOKEN(executor_type));
+
+  /// `co_await sup.run()`: the awaitable form of async_run; throws what it reports.
+  template <class AwaitableExecutor = net::any_io_executor>
+  net::awaitable<void, AwaitableExecutor> run() {
+    return async_run(net::use_awaitable_t<AwaitableExecutor>{});
+  }
+
+  /// Cancels the run in progress, as cancelling async_run does. With no run in
+  /// progress (or one initiated whose body has not started yet), the next run is
+  /// cancelled as soon as it starts.
+  void cancel();
+
+  /// Whether a run is in progress.
+  bool running() const noexcept;
+
+  /// The number of children added.
+  std::size_t size() const noexcept;
+
+  /// A snapshot of every child, in the order they were added.
+  std::vector<child_info> children() const;
+
+ private:
+  detail::supervisor_core<Executor>& state() const;
+
+  executor_type ex_;
+  std::shared_ptr<detail::supervisor_core<Executor>> state_;
+};
+
+/// A supervisor on `any_io_executor`.
+using supervisor = basic_supervisor<>;
+
+}  // namespace crew
+
+#include <crew/impl/supervisor.hpp>
+
+#endif
