@@ -133,7 +133,7 @@ CO_TEST_CASE(a_loop_as_the_docs_show_it) {
   auto log = [&](std::exception_ptr) { ++logged; };
   //[loop_basic
   crew::loop_options options;
-  options.restart_delay = 10ms;                                        // after a return
+  options.restart_delay = 10ms;                                       // after a return
   options.backoff = crew::exponential_backoff{100ms, 2.0, 30s, 0.2};  // after failures
   crew::loop workers{ex, options};
   workers.add(crew::execute([&] { return poll_queue(polls); }), crew::name("poller"),
