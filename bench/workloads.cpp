@@ -1,0 +1,280 @@
+//
+// crew — structured concurrency for Boost.Asio coroutines.
+// Distributed under the Boost Software License, Version 1.0.
+//
+// One measurement per process, printed as one JSON object, in the same shape as the
+// peers' (bench/peers/): bench/run alternates crew, raw Asio and the peers round by
+// round and pairs the results.
+//
+//   bench_workloads raw|crew WORKLOAD N THREADS
+//
+//   noop       spawn N tasks that return at once, wait for all
+//   yield      the same, each task yielding once (post)
+//   fail10     every tenth task throws; every failure is kept (crew: task_errors)
+//   fail10_traces   the same with crew's throw-site traces on (raw: off, its baseline)
+//   limit64    at most 64 tasks at once (raw: a hand-written semaphore)
+//   cancel     N tasks each waiting on a one-hour timer: time from cancel to the end
+//   rss        the same, reporting resident bytes per suspended task
+//   run_group  (crew only) a run group of N actors: start, first return, interrupt, end
+//   retry      (crew only) N retries of an attempt that fails once, no backoff
+//
+// Raw Asio is co_spawn plus a counter whose last decrement resumes the one waiter.
+//
+#include <crew/retry.hpp>
+#include <crew/run_group.hpp>
+#include <crew/task_group.hpp>
+
+#include "bench_util.hpp"
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace net = boost::asio;
+using clock_type = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+namespace {
+
+using crew_bench::latch;
+using crew_bench::one_thread;
+using crew_bench::semaphore;
+using crew_bench::two_threads;
+
+long rss_bytes() {
+  std::ifstream status("/proc/self/status");
+  std::string key;
+  while (status >> key) {
+    if (key == "VmRSS:") {
+      long kb = 0;
+      status >> kb;
+      return kb * 1024;
+    }
+    status.ignore(1 << 20, '\n');
+  }
+  throw std::runtime_error("no VmRSS");
+}
+
+// ---------------------------------------------------------------- raw Asio
+
+net::awaitable<void> noop_task(std::size_t) {
+  co_return;
+}
+
+net::awaitable<void> yield_task(std::size_t) {
+  auto ex = co_await net::this_coro::executor;
+  co_await net::post(ex, net::use_awaitable);
+}
+
+struct task_failed : std::runtime_error {
+  task_failed() : std::runtime_error("task failed") {}
+};
+
+net::awaitable<void> fail10_task(std::size_t i) {
+  if (i % 10 == 0) throw task_failed();
+  co_return;
+}
+
+using task_fn = net::awaitable<void> (*)(std::size_t);
+
+/// Failures are kept, as crew keeps them.
+template <class Sync>
+net::awaitable<void> raw_burst(task_fn task, std::size_t n) {
+  auto ex = co_await net::this_coro::executor;
+  latch<Sync> done(n, ex);
+  typename Sync::mutex failures_mutex;
+  std::vector<std::exception_ptr> failures;
+  for (std::size_t i = 0; i < n; ++i)
+    net::co_spawn(ex, task(i), [&](std::exception_ptr e) {
+      if (e) {
+        std::lock_guard lock(failures_mutex);
+        failures.push_back(std::move(e));
+      }
+      done.arrive(nullptr);
+    });
+  co_await done.async_wait(net::use_awaitable);
+}
+
+/// A hand-written semaphore: at most 64 tasks in flight.
+template <class Sync>
+net::awaitable<void> raw_limit(task_fn task, std::size_t n) {
+  auto ex = co_await net::this_coro::executor;
+  semaphore<Sync> slots(64, ex);
+  latch<Sync> done(n, ex);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!slots.try_acquire()) co_await slots.async_acquire(net::use_awaitable);
+    net::co_spawn(ex, task(i), [&](std::exception_ptr e) {
+      slots.release();
+      done.arrive(e);
+    });
+  }
+  co_await done.async_wait(net::use_awaitable);
+}
+
+net::awaitable<void> park() {
+  net::steady_timer t(co_await net::this_coro::executor, 1h);
+  co_await t.async_wait(net::use_awaitable);
+}
+
+/// N parked tasks; returns the time from the cancel to the end, and the resident bytes
+/// per task once all were parked.
+net::awaitable<std::pair<clock_type::duration, long>> raw_cancel(std::size_t n) {
+  auto ex = co_await net::this_coro::executor;
+  long const before = rss_bytes();
+  latch<one_thread> done(n, ex);
+  std::vector<net::cancellation_signal> signals(n);
+  for (std::size_t i = 0; i < n; ++i)
+    net::co_spawn(ex, park(),
+                  net::bind_cancellation_slot(signals[i].slot(),
+                                              [&](std::exception_ptr) { done.arrive(nullptr); }));
+  co_await net::post(ex, net::use_awaitable);  // every task ran its first step
+  long const bytes = (rss_bytes() - before) / static_cast<long>(n);
+  auto const start = clock_type::now();
+  for (auto& s : signals) s.emit(net::cancellation_type::terminal);
+  co_await done.async_wait(net::use_awaitable);
+  co_return std::pair{clock_type::now() - start, bytes};
+}
+
+// ---------------------------------------------------------------- crew
+
+net::awaitable<void> crew_burst(task_fn task, std::size_t n, std::size_t limit) {
+  auto ex = co_await net::this_coro::executor;
+  crew::task_group_options options;
+  options.limit = limit;
+  crew::task_group group{ex, options};
+  for (std::size_t i = 0; i < n; ++i) group.spawn(task(i));
+  try {
+    co_await group.wait();
+  } catch (crew::task_errors const&) {
+  }
+}
+
+net::awaitable<std::pair<clock_type::duration, long>> crew_cancel(std::size_t n) {
+  auto ex = co_await net::this_coro::executor;
+  long const before = rss_bytes();
+  crew::task_group group{ex};
+  for (std::size_t i = 0; i < n; ++i) group.spawn(park());
+  co_await net::post(ex, net::use_awaitable);  // every task ran its first step
+  long const bytes = (rss_bytes() - before) / static_cast<long>(n);
+  auto const start = clock_type::now();
+  group.cancel();
+  co_await group.wait();
+  co_return std::pair{clock_type::now() - start, bytes};
+}
+
+net::awaitable<void> crew_run_group(std::size_t n) {
+  auto ex = co_await net::this_coro::executor;
+  crew::run_group rg{ex};
+  for (std::size_t i = 0; i < n; ++i) rg.add(crew::execute(park));
+  rg.add(crew::execute([]() -> net::awaitable<void> { co_return; }));
+  co_await rg.run();
+}
+
+net::awaitable<void> crew_retry(std::size_t n) {
+  auto ex = co_await net::this_coro::executor;
+  crew::retry_options options;
+  options.backoff = crew::backoff::none();
+  for (std::size_t i = 0; i < n; ++i) {
+    auto op = crew::async_retry(
+        ex,
+        [](crew::retrier& r) -> net::awaitable<void> {
+          if (r.iteration() == 1) throw task_failed();
+          co_return;
+        },
+        options, net::use_awaitable);
+    co_await std::move(op);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 5) {
+    std::fprintf(stderr, "usage: bench_workloads raw|crew WORKLOAD N THREADS\n");
+    return 2;
+  }
+  std::string_view const impl = argv[1], workload = argv[2];
+  std::size_t const n = std::strtoull(argv[3], nullptr, 10);
+  unsigned const threads = static_cast<unsigned>(std::strtoul(argv[4], nullptr, 10));
+  bool const raw = impl == "raw";
+  if ((!raw && impl != "crew") || n == 0 || threads == 0 || threads > 64) {
+    std::fprintf(stderr, "bench_workloads: bad arguments\n");
+    return 2;
+  }
+  crew::set_throw_site_traces(workload == "fail10_traces" && !raw);
+
+  net::io_context ctx(static_cast<int>(threads));
+  clock_type::duration elapsed{};
+  long bytes = -1;
+  std::exception_ptr failure;
+  // g++ 12 mishandles temporaries in a co_await full-expression: pick the work in a
+  // plain function, await it in a statement of its own.
+  auto const bursts = threads > 1 ? &raw_burst<two_threads> : &raw_burst<one_thread>;
+  auto const limits = threads > 1 ? &raw_limit<two_threads> : &raw_limit<one_thread>;
+  auto work = [&]() -> net::awaitable<void> {
+    if (workload == "noop")
+      return raw ? bursts(noop_task, n) : crew_burst(noop_task, n, crew::unlimited);
+    if (workload == "yield")
+      return raw ? bursts(yield_task, n) : crew_burst(yield_task, n, crew::unlimited);
+    if (workload == "fail10" || workload == "fail10_traces")
+      return raw ? bursts(fail10_task, n) : crew_burst(fail10_task, n, crew::unlimited);
+    if (workload == "limit64") return raw ? limits(noop_task, n) : crew_burst(noop_task, n, 64);
+    if (workload == "run_group" && !raw) return crew_run_group(n);
+    if (workload == "retry" && !raw) return crew_retry(n);
+    throw std::invalid_argument("bench_workloads: unknown workload '" + std::string(workload) +
+                                "' for " + std::string(impl) + " on " + std::to_string(threads) +
+                                " threads");
+  };
+  bool const parked_tasks = (workload == "cancel" || workload == "rss") && threads == 1;
+  auto measure = [&]() -> net::awaitable<void> {
+    if (parked_tasks) {
+      auto op = raw ? raw_cancel(n) : crew_cancel(n);
+      auto const [d, b] = co_await std::move(op);
+      elapsed = d;
+      bytes = b;
+      co_return;
+    }
+    auto const start = clock_type::now();
+    auto op = work();
+    co_await std::move(op);
+    elapsed = clock_type::now() - start;
+  };
+  net::co_spawn(ctx, measure(), [&](std::exception_ptr e) { failure = e; });
+  std::vector<std::thread> pool;
+  for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&] { ctx.run(); });
+  ctx.run();
+  for (auto& t : pool) t.join();
+  if (failure) {
+    try {
+      std::rethrow_exception(failure);
+    } catch (std::exception const& e) {
+      std::fprintf(stderr, "%s\n", e.what());
+      return 2;
+    }
+  }
+  std::printf(
+      "{\"impl\": \"%s\", \"workload\": \"%s\", \"n\": %zu, \"threads\": %u, \"ns_per_task\": "
+      "%.1f, \"bytes_per_task\": %ld}\n",
+      raw ? "raw" : "crew", std::string(workload).c_str(), n, threads,
+      std::chrono::duration<double, std::nano>(elapsed).count() / static_cast<double>(n), bytes);
+  return 0;
+}
