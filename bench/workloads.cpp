@@ -12,10 +12,14 @@
 //   yield      the same, each task yielding once (post)
 //   fail10     every tenth task throws; every failure is kept (crew: task_errors)
 //   fail10_traces   the same with crew's throw-site traces on (raw: off, its baseline)
-//   limit64    at most 64 tasks at once (raw: a hand-written semaphore)
+//   limit64    at most 64 tasks at once: crew's async_spawn waits for a slot, as raw
+//              Asio's hand-written semaphore and every peer's limit do
+//   limit64_queued  the same with crew's spawn, which queues past the limit (every
+//              frame exists at once); raw: the same semaphore
 //   cancel     N tasks each waiting on a one-hour timer: time from cancel to the end
 //   rss        the same, reporting resident bytes per suspended task
 //   run_group  (crew only) a run group of N actors: start, first return, interrupt, end
+//   run_group_shutdown  (crew only) N parked actors: time from interrupt() to the end
 //   retry      (crew only) N retries of an attempt that fails once, no backoff
 //
 // Raw Asio is co_spawn plus a counter whose last decrement resumes the one waiter.
@@ -168,6 +172,18 @@ net::awaitable<void> crew_burst(task_fn task, std::size_t n, std::size_t limit) 
   }
 }
 
+net::awaitable<void> crew_limit_async(task_fn task, std::size_t n) {
+  auto ex = co_await net::this_coro::executor;
+  crew::task_group_options options;
+  options.limit = 64;
+  crew::task_group group{ex, options};
+  for (std::size_t i = 0; i < n; ++i) {
+    auto admitted = group.async_spawn(task(i), net::use_awaitable);
+    co_await std::move(admitted);
+  }
+  co_await group.wait();
+}
+
 net::awaitable<std::pair<clock_type::duration, long>> crew_cancel(std::size_t n) {
   auto ex = co_await net::this_coro::executor;
   long const before = rss_bytes();
@@ -187,6 +203,22 @@ net::awaitable<void> crew_run_group(std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) rg.add(crew::execute(park));
   rg.add(crew::execute([]() -> net::awaitable<void> { co_return; }));
   co_await rg.run();
+}
+
+net::awaitable<std::pair<clock_type::duration, long>> crew_run_group_shutdown(std::size_t n) {
+  auto ex = co_await net::this_coro::executor;
+  crew::run_group rg{ex};
+  for (std::size_t i = 0; i < n; ++i) rg.add(crew::execute(park));
+  clock_type::time_point start{};
+  auto interrupter = [&]() -> net::awaitable<void> {
+    co_await net::post(ex, net::use_awaitable);  // queued behind the actors' first steps
+    co_await net::post(ex, net::use_awaitable);
+    start = clock_type::now();
+    rg.interrupt();
+  };
+  net::co_spawn(ex, interrupter(), net::detached);
+  co_await rg.run();
+  co_return std::pair{clock_type::now() - start, -1L};
 }
 
 net::awaitable<void> crew_retry(std::size_t n) {
@@ -237,7 +269,9 @@ int main(int argc, char** argv) {
       return raw ? bursts(yield_task, n) : crew_burst(yield_task, n, crew::unlimited);
     if (workload == "fail10" || workload == "fail10_traces")
       return raw ? bursts(fail10_task, n) : crew_burst(fail10_task, n, crew::unlimited);
-    if (workload == "limit64") return raw ? limits(noop_task, n) : crew_burst(noop_task, n, 64);
+    if (workload == "limit64") return raw ? limits(noop_task, n) : crew_limit_async(noop_task, n);
+    if (workload == "limit64_queued")
+      return raw ? limits(noop_task, n) : crew_burst(noop_task, n, 64);
     if (workload == "run_group" && !raw) return crew_run_group(n);
     if (workload == "retry" && !raw) return crew_retry(n);
     throw std::invalid_argument("bench_workloads: unknown workload '" + std::string(workload) +
@@ -245,9 +279,17 @@ int main(int argc, char** argv) {
                                 " threads");
   };
   bool const parked_tasks = (workload == "cancel" || workload == "rss") && threads == 1;
+  bool const shutdown = workload == "run_group_shutdown" && !raw && threads == 1;
   auto measure = [&]() -> net::awaitable<void> {
     if (parked_tasks) {
       auto op = raw ? raw_cancel(n) : crew_cancel(n);
+      auto const [d, b] = co_await std::move(op);
+      elapsed = d;
+      bytes = b;
+      co_return;
+    }
+    if (shutdown) {
+      auto op = crew_run_group_shutdown(n);
       auto const [d, b] = co_await std::move(op);
       elapsed = d;
       bytes = b;
