@@ -21,33 +21,12 @@
 
 namespace net = boost::asio;
 using namespace std::chrono_literals;
+using crew_test::is_aborted;
+using crew_test::outcome;
+using crew_test::ready;
 using crew_test::test_error;
 
 namespace {
-
-template <class Future>
-bool ready(Future const& f) {
-  return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
-}
-
-std::exception_ptr outcome(std::future<void>& f) {
-  try {
-    f.get();
-    return nullptr;
-  } catch (...) {
-    return std::current_exception();
-  }
-}
-
-bool is_aborted(std::exception_ptr const& e) {
-  try {
-    if (e) std::rethrow_exception(e);
-  } catch (boost::system::system_error const& se) {
-    return se.code() == net::error::operation_aborted;
-  } catch (...) {
-  }
-  return false;
-}
 
 crew::loop_options virtual_time(crew::manual_clock& clk) {
   crew::loop_options o;

@@ -30,6 +30,7 @@
 
 namespace net = boost::asio;
 using namespace std::chrono_literals;
+using crew_test::error_number;
 using crew_test::test_error;
 using crew_test::yield_once;
 using crew_test::yield_until;
@@ -53,17 +54,6 @@ net::awaitable<std::exception_ptr> retry_on(crew::manual_clock& clk, F& fn,
     co_await yield_once();
   }
   co_return *result;
-}
-
-/// The test_error number in `e`, or -1.
-int error_number(std::exception_ptr const& e) {
-  try {
-    if (e) std::rethrow_exception(e);
-  } catch (test_error const& t) {
-    return t.n;
-  } catch (...) {
-  }
-  return -1;
 }
 
 boost::system::error_code error_code_of(std::exception_ptr const& e) {

@@ -24,6 +24,10 @@
 
 namespace net = boost::asio;
 using namespace std::chrono_literals;
+using crew_test::error_number;
+using crew_test::is_aborted;
+using crew_test::outcome;
+using crew_test::ready;
 using crew_test::test_error;
 
 namespace {
@@ -35,40 +39,6 @@ net::awaitable<void> park() {
 
 std::exception_ptr error(int n) {
   return std::make_exception_ptr(test_error(n));
-}
-
-bool is_aborted(std::exception_ptr const& e) {
-  try {
-    if (e) std::rethrow_exception(e);
-  } catch (boost::system::system_error const& se) {
-    return se.code() == net::error::operation_aborted;
-  } catch (...) {
-  }
-  return false;
-}
-
-std::exception_ptr outcome(std::future<void>& f) {
-  try {
-    f.get();
-    return nullptr;
-  } catch (...) {
-    return std::current_exception();
-  }
-}
-
-template <class Future>
-bool ready(Future const& f) {
-  return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
-}
-
-int error_number(std::exception_ptr const& e) {
-  try {
-    if (e) std::rethrow_exception(e);
-  } catch (test_error const& t) {
-    return t.n;
-  } catch (...) {
-  }
-  return 0;
 }
 
 }  // namespace

@@ -16,6 +16,8 @@
 #include <boost/system/system_error.hpp>
 
 #include <chrono>
+#include <exception>
+#include <future>
 #include <stdexcept>
 #include <string>
 
@@ -70,6 +72,44 @@ struct test_error : std::runtime_error {
   explicit test_error(int n) : std::runtime_error("test error " + std::to_string(n)), n(n) {}
   int n;
 };
+
+/// The test_error number in `e`, or -1.
+inline int error_number(std::exception_ptr const& e) {
+  try {
+    if (e) std::rethrow_exception(e);
+  } catch (test_error const& t) {
+    return t.n;
+  } catch (...) {
+  }
+  return -1;
+}
+
+/// Whether `e` holds a system_error with `operation_aborted`.
+inline bool is_aborted(std::exception_ptr const& e) {
+  try {
+    if (e) std::rethrow_exception(e);
+  } catch (boost::system::system_error const& se) {
+    return se.code() == net::error::operation_aborted;
+  } catch (...) {
+  }
+  return false;
+}
+
+/// Whether a future holds its result, without waiting.
+template <class Future>
+bool ready(Future const& f) {
+  return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+}
+
+/// What a ready `future<void>` holds: null, or its exception.
+inline std::exception_ptr outcome(std::future<void>& f) {
+  try {
+    f.get();
+    return nullptr;
+  } catch (...) {
+    return std::current_exception();
+  }
+}
 
 }  // namespace crew_test
 
