@@ -123,7 +123,10 @@ void run_core::start() {
   if (slot.is_connected())
     slot.template emplace<run_cancellation>(run_cancellation{weak_from_this()});
   if (actors_.empty()) {
-    interrupted_ = true;  // nothing to interrupt, ever
+    {
+      std::lock_guard lock(mutex_);  // interrupt() may come from another thread
+      interrupted_ = true;           // nothing to interrupt, ever
+    }
     complete(nullptr);
     return;
   }
