@@ -120,15 +120,17 @@ std::ostream& operator<<(std::ostream& os, task_failure const& f) {
 
 struct task_errors::impl {
   std::vector<task_failure> failures;
+  std::size_t dropped = 0;
   mutable std::once_flag once;
   mutable std::string what;
 };
 
-task_errors::task_errors(std::vector<task_failure> failures) {
+task_errors::task_errors(std::vector<task_failure> failures, std::size_t dropped) {
   if (failures.empty())
     throw std::invalid_argument("crew::task_errors: failures is empty; it needs at least one");
   auto p = std::make_shared<impl>();
   p->failures = std::move(failures);
+  p->dropped = dropped;
   impl_ = std::move(p);
 }
 
@@ -136,12 +138,17 @@ std::vector<task_failure> const& task_errors::failures() const noexcept {
   return impl_->failures;
 }
 
+std::size_t task_errors::dropped() const noexcept {
+  return impl_->dropped;
+}
+
 char const* task_errors::what() const noexcept {
   try {
     std::call_once(impl_->once, [this] {
-      auto const n = impl_->failures.size();
+      auto const n = impl_->failures.size() + impl_->dropped;
       std::string s = std::to_string(n) + (n == 1 ? " task failed" : " tasks failed");
       for (auto const& f : impl_->failures) s += "\n  " + to_string(f);
+      if (impl_->dropped > 0) s += "\n  ... and " + std::to_string(impl_->dropped) + " more";
       impl_->what = std::move(s);
     });
     return impl_->what.c_str();

@@ -3,7 +3,7 @@
 // Distributed under the Boost Software License, Version 1.0.
 //
 #include <crew/detail/exception_cast.hpp>
-#include <crew/detail/group_core.hpp>
+#include <crew/detail/failure.hpp>
 #include <crew/loop.hpp>
 
 #include <boost/asio/error.hpp>
@@ -40,9 +40,7 @@ void report_iteration(loop_settings const& s, actor const& a, std::exception_ptr
   f.trace = throw_site_trace(e);
   f.exception = std::move(e);
   f.stage = a.on_failure ? task_stage::handler : task_stage::execute;
-  std::vector<task_failure> one;
-  one.push_back(std::move(f));
-  report_unobserved(s.name, task_errors(std::move(one)), "loop");
+  report_failure("loop", s.name, "had a failure nobody handled", std::move(f));
 }
 
 net::awaitable<void> restart_loop(std::shared_ptr<actor const> a,

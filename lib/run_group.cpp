@@ -3,7 +3,7 @@
 // Distributed under the Boost Software License, Version 1.0.
 //
 #include <crew/detail/exception_cast.hpp>
-#include <crew/detail/group_core.hpp>
+#include <crew/detail/failure.hpp>
 #include <crew/detail/run_core.hpp>
 #include <crew/run_group.hpp>
 #include <crew/task_group.hpp>
@@ -202,9 +202,8 @@ void run_core::report(std::size_t i, std::exception_ptr e, bool in_result) {
       extra_.push_back(std::move(f));
     }
   } else if (!in_result) {
-    std::vector<task_failure> one;
-    one.push_back(make_failure(i, std::move(e), task_stage::execute));
-    report_unobserved(name_, task_errors(std::move(one)), owner_);
+    report_failure(owner_, name_, "had a failure nobody handled",
+                   make_failure(i, std::move(e), task_stage::execute));
   }
 }
 

@@ -2,80 +2,20 @@
 // crew — structured concurrency for Boost.Asio coroutines.
 // Distributed under the Boost Software License, Version 1.0.
 //
+#include <crew/detail/exception_cast.hpp>
+#include <crew/detail/group_core.hpp>
 #include <crew/task_group.hpp>
 
+#include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/container/small_vector.hpp>
 
-#include <iostream>
-#include <thread>
+#include <stdexcept>
+#include <string>
 
 namespace crew::detail {
-
-// ---------------------------------------------------------------- task_node
-
-std::uint64_t next_task_id() noexcept {
-  static std::atomic<std::uint64_t> next{1};
-  return next.fetch_add(1, std::memory_order_relaxed);
-}
-
-void task_node::pause(unsigned& spins) noexcept {
-  if (++spins < 64) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-  } else {
-    std::this_thread::yield();
-  }
-}
-
-void task_node::request_cancel(boost::asio::cancellation_type type) noexcept {
-  if (type == boost::asio::cancellation_type::none) return;
-  pending_type_.fetch_or(static_cast<std::uint32_t>(type), std::memory_order_acq_rel);
-  std::uint32_t const s = state_.fetch_or(pending | requested, std::memory_order_acq_rel);
-  if ((s & (active_mask | emitting)) == 0) emit_pending();
-}
-
-void task_node::emit_taken_type() noexcept {
-  auto const type = static_cast<boost::asio::cancellation_type>(
-      pending_type_.exchange(0, std::memory_order_acq_rel));
-  // An emission of `none` would clear the coroutine's cancelled state.
-  if (type == boost::asio::cancellation_type::none) return;
-  task_node* const outer = std::exchange(emitting_node, this);
-  signal_.emit(type);
-  emitting_node = outer;
-}
-
-void task_node::emit_pending_before_start() noexcept {
-  std::uint32_t s = state_.load(std::memory_order_acquire);
-  while ((s & pending) != 0) {
-    if (state_.compare_exchange_weak(s, s & ~pending, std::memory_order_acq_rel,
-                                     std::memory_order_acquire)) {
-      emit_taken_type();
-      return;
-    }
-  }
-}
-
-void task_node::emit_pending() noexcept {
-  std::uint32_t s = state_.load(std::memory_order_acquire);
-  for (;;) {
-    if ((s & (active_mask | emitting)) != 0 || (s & pending) == 0 || (s & started) == 0) return;
-    if ((s & finished_bit) != 0) {
-      if (state_.compare_exchange_weak(s, s & ~pending, std::memory_order_acq_rel,
-                                       std::memory_order_acquire))
-        return;
-      continue;
-    }
-    if (!state_.compare_exchange_weak(s, (s & ~pending) | emitting, std::memory_order_acq_rel,
-                                      std::memory_order_acquire))
-      continue;
-    emit_taken_type();
-    s = state_.fetch_and(~emitting, std::memory_order_acq_rel) & ~emitting;
-  }
-}
-
-// ---------------------------------------------------------------- helpers
 
 bool is_operation_aborted(std::exception_ptr const& e) noexcept {
   auto const* se = exception_cast<boost::system::system_error>(e);
@@ -84,93 +24,193 @@ bool is_operation_aborted(std::exception_ptr const& e) noexcept {
 
 namespace {
 
-task_failure make_failure(task_node const& n, std::exception_ptr e, task_stage stage) {
-  task_failure f;
-  f.id = n.id_;
-  f.name = n.name_;
-  f.spawn_site = n.site_;
-  f.trace = throw_site_trace(e);
-  f.exception = std::move(e);
-  f.stage = stage;
-  return f;
+std::exception_ptr aborted_exception() {
+  return std::make_exception_ptr(
+      boost::system::system_error(boost::asio::error::operation_aborted));
 }
 
-void link(task_node*& first, task_node* n) noexcept {
-  n->in_running_list_ = true;
-  n->prev_ = nullptr;
-  n->next_ = first;
-  if (first) first->prev_ = n;
-  first = n;
-}
+/// A wait's result, shared by the waiters completed together. The failures in it stay
+/// accounted for until a waiter's handler has run: if none ever does (their context was
+/// destroyed first), they go to the failure path.
+struct delivery {
+  std::exception_ptr result;
+  char const* owner_kind = "";
+  std::string owner_name;
+  std::atomic<bool> delivered{false};
 
-void unlink(task_node*& first, task_node* n) noexcept {
-  if (n->prev_)
-    n->prev_->next_ = n->next_;
-  else
-    first = n->next_;
-  if (n->next_) n->next_->prev_ = n->prev_;
-  n->prev_ = n->next_ = nullptr;
-  n->in_running_list_ = false;
-}
+  ~delivery() {
+    if (delivered.load(std::memory_order_acquire)) return;
+    if (auto const* errors = exception_cast<task_errors>(result)) {
+      failure_report r;
+      r.owner_kind = owner_kind;
+      r.owner_name = std::move(owner_name);
+      r.event = "ended with failures its wait never delivered";
+      r.failures = errors->failures();
+      r.dropped = errors->dropped();
+      report_failures(std::move(r));
+    }
+  }
+};
 
 }  // namespace
 
-void report_unobserved(std::string const& group_name, task_errors const& errors,
-                       char const* owner) noexcept {
-  try {
-    std::cerr << "crew: " << owner;
-    if (!group_name.empty()) std::cerr << " '" << group_name << '\'';
-    std::cerr << " ended with failures nobody waited for: " << errors.size() << '\n';
-    for (auto const& f : errors.failures()) std::cerr << "  " << f;
-    std::cerr.flush();
-  } catch (...) {
-  }
-}
+// ---------------------------------------------------------------- wait_op
 
-// ---------------------------------------------------------------- group_core
+/// A pending async_wait or async_wait_for, linked into its group while it waits.
+class wait_op {
+ public:
+  wait_op(wait_handler&& h, net::any_io_executor const& ex) : handler_(std::move(h), ex) {}
+
+  /// Hands the result to the waiter's handler, through its executor. Called once.
+  void complete(std::shared_ptr<delivery> d, bool aborted_result) noexcept {
+    if (timer_) timer_->cancel();
+    std::exception_ptr result = aborted_result ? aborted_exception() : nullptr;
+    handler_.post_call([d = std::move(d), result = std::move(result)](wait_handler h) mutable {
+      if (!result) {
+        d->delivered.store(true, std::memory_order_release);
+        result = d->result;
+      }
+      d.reset();
+      std::move(h)(std::move(result));
+    });
+    drop();
+  }
+
+  void finish_timed_out() noexcept {
+    handler_.post(
+        std::make_exception_ptr(boost::system::system_error(make_error_code(error::timed_out))));
+    drop();
+  }
+
+  void start_timer(std::shared_ptr<group_core> const& core, std::chrono::steady_clock::duration d) {
+    timer_.emplace(handler_.io_executor(), d);
+    // One reference for the group's link, one for the timer's handler; the handler
+    // drops its reference even if it is destroyed without being called.
+    refs_ = 2;
+    struct timer_ref {
+      wait_op* op;
+      timer_ref(wait_op* o) noexcept : op(o) {}
+      timer_ref(timer_ref&& o) noexcept : op(std::exchange(o.op, nullptr)) {}
+      ~timer_ref() {
+        if (op) op->drop();
+      }
+    };
+    timer_->async_wait(
+        [ref = timer_ref(this), weak = std::weak_ptr<group_core>(core)](boost::system::error_code) {
+          if (auto c = weak.lock()) c->wait_timed_out(ref.op);
+        });
+  }
+
+  void drop() noexcept {
+    if (--refs_ == 0) delete this;
+  }
+
+  wait_op* prev_ = nullptr;
+  wait_op* next_ = nullptr;
+  std::uint64_t key_ = 0;
+  bool linked_ = false;
+  bool aborted_ = false;
+
+ private:
+  stored_handler<void(std::exception_ptr)> handler_;
+  std::optional<net::steady_timer> timer_;
+  std::atomic<int> refs_{1};
+};
+
+// ---------------------------------------------------------------- the locked sections' work
+
+/// An on_failure handler's call, posted to the group's strand. If its strand's context
+/// is destroyed before it runs, it still tells the group, and a failure the group did
+/// not keep goes to the failure path.
+struct group_core::handler_call {
+  std::shared_ptr<group_core> core;
+  failure_handler handler;
+  task_failure failure;
+  bool kept = false;
+
+  handler_call(std::shared_ptr<group_core> c, failure_handler h, task_failure f)
+      : core(std::move(c)), handler(std::move(h)), failure(std::move(f)) {}
+  handler_call(handler_call&&) noexcept = default;
+  handler_call& operator=(handler_call&&) = delete;
+
+  ~handler_call() {
+    if (!core) return;
+    if (!kept)
+      report_failure(core->owner_kind(), core->owner_name(),
+                     "lost a failure: its on_failure handler never ran", failure);
+    std::exchange(core, nullptr)->handler_done(failure, nullptr);
+  }
+
+  void operator()() {
+    std::exception_ptr handler_error;
+    try {
+      handler(failure);
+    } catch (...) {
+      handler_error = std::current_exception();
+    }
+    std::exchange(core, nullptr)->handler_done(failure, std::move(handler_error));
+  }
+};
 
 struct group_core::after_unlock {
   std::vector<node_ref> to_cancel;
   boost::asio::cancellation_type cancel_type = boost::asio::cancellation_type::terminal;
   boost::container::small_vector<task_node*, 2> to_start;
-  boost::container::small_vector<std::pair<wait_op_base*, std::exception_ptr>, 2> to_complete;
+  boost::container::small_vector<std::pair<wait_op*, bool>, 2> to_complete;
+  std::shared_ptr<delivery> result;
   boost::container::small_vector<std::pair<spawn_waiter*, boost::system::error_code>, 1> spawns;
   std::vector<task_node*> to_discard;
-  std::vector<std::function<void()>> handlers;
+  std::vector<handler_call> handlers;
+  std::vector<task_failure> lost;  // past the retention bound, with no handler to see them
+  group_core* reporter = nullptr;
   // Once the lock is released another thread may end the group's last task and drop
   // the group: whatever runs after the unlock and needs the group holds this.
   std::shared_ptr<group_core> self;
 };
 
-group_core::group_core(task_group_options const& o)
-    : limit_(o.limit), on_failure_(o.on_failure), name_(o.name), policy_(o.policy) {
+// ---------------------------------------------------------------- group_core
+
+group_core::group_core(net::any_io_executor ex, task_group_options const& o, char const* kind)
+    : task_owner(kind, o.name),
+      ex_(std::move(ex)),
+      limit_(o.limit),
+      failures_(o.keep_failures),
+      on_failure_(o.on_failure),
+      policy_(o.policy) {
   if (o.limit == 0)
     throw std::invalid_argument(
         "crew::task_group: options.limit must be at least 1 or crew::unlimited, got 0");
+  if (o.keep_failures == 0)
+    throw std::invalid_argument(
+        "crew::task_group: options.keep_failures must be at least 1 or crew::unlimited, got 0");
 }
 
 group_core::~group_core() {
-  if (!failures_.empty()) report_unobserved(name_, task_errors(std::move(failures_)));
+  report_failures(
+      failures_.take_report(owner_kind(), owner_name(), "ended with failures nobody waited for"));
 }
 
 std::uint64_t group_core::next_key() noexcept {
   return keys_.fetch_add(1, std::memory_order_relaxed) + 1;
 }
 
-void group_core::unqueue_locked(task_node* n) noexcept {
-  if (n->prev_)
-    n->prev_->next_ = n->next_;
-  else
-    queue_first_ = n->next_;
-  if (n->next_)
-    n->next_->prev_ = n->prev_;
-  else
-    queue_last_ = n->prev_;
-  n->prev_ = n->next_ = nullptr;
-}
-
 bool group_core::idle_locked() const noexcept {
   return running_ == 0 && queued_ == 0 && pending_handlers_ == 0;
+}
+
+group_core::admitted group_core::spawn(task_body body, spawn_options&& options,
+                                       source_location site, admit_mode mode,
+                                       spawn_waiter* waiter) {
+  task_spec spec;
+  spec.name = std::move(options.name);
+  spec.site = site;
+  spec.on_failure = std::move(options.on_failure);
+  task_node* n = make_task(*this, ex_, std::move(body), std::move(spec));
+  n->waiter_ = waiter;
+  if (waiter) n->spawn_key_ = next_key();
+  auto const result = admit(n, mode);
+  if (result == admitted::refused) n->discard();
+  return result;
 }
 
 group_core::admitted group_core::admit(task_node* n, admit_mode mode) {
@@ -179,8 +219,9 @@ group_core::admitted group_core::admit(task_node* n, admit_mode mode) {
   {
     std::lock_guard lock(mutex_);
     bool const was_idle = !keep_alive_;
-    if (running_ < limit_ && queue_first_ == nullptr) {
-      link(running_first_, n);
+    if (running_ < limit_ && queue_.empty()) {
+      running_list_.push_front(n);
+      n->in_running_list_ = true;
       ++running_;
       if (n->waiter_)
         todo.spawns.emplace_back(std::exchange(n->waiter_, nullptr), boost::system::error_code{});
@@ -192,14 +233,9 @@ group_core::admitted group_core::admit(task_node* n, admit_mode mode) {
     } else if (mode == admit_mode::try_spawn) {
       return admitted::refused;
     } else {
-      n->next_ = nullptr;
-      n->prev_ = queue_last_;
-      if (queue_last_)
-        queue_last_->next_ = n;
-      else
-        queue_first_ = n;
-      queue_last_ = n;
+      queue_.push_back(n);
       if (mode == admit_mode::spawn) ++queued_;
+      if (n->waiter_) n->waiter_->queued(weak_from_this(), n->spawn_key_);
       result = admitted::queued;
     }
     if (was_idle) keep_alive_ = shared_from_this();
@@ -210,34 +246,31 @@ group_core::admitted group_core::admit(task_node* n, admit_mode mode) {
 }
 
 void group_core::task_done(task_node* n, std::exception_ptr e) noexcept {
-  n->mark_finished();
+  std::optional<task_failure> failure;
+  if (e && !(n->cancel_requested() && is_operation_aborted(e))) {
+    try {
+      failure = make_failure(*n, std::move(e));
+    } catch (...) {
+      std::terminate();  // only allocation can fail; a lost failure breaks the contract
+    }
+  }
+  retire(n, std::move(failure), n->on_failure_ ? n->on_failure_ : on_failure_);
+}
+
+void group_core::task_abandoned(task_node* n) noexcept {
+  retire(n, std::nullopt, nullptr);
+}
+
+void group_core::retire(task_node* n, std::optional<task_failure> failure,
+                        failure_handler const& handler) noexcept {
   after_unlock todo;
   try {
-    std::optional<task_failure> failure;
-    failure_handler handler;
-    if (e && !(n->cancel_requested() && is_operation_aborted(e))) {
-      failure = make_failure(*n, std::move(e), task_stage::execute);
-      handler = n->on_failure_ ? n->on_failure_ : on_failure_;
-    }
     std::lock_guard lock(mutex_);
-    unlink(running_first_, n);
+    if (!n->in_running_list_) return;  // never admitted, or withdrawn from the queue
+    running_list_.erase(n);
+    n->in_running_list_ = false;
     --running_;
-    if (failure) {
-      if (handler) {
-        ++pending_handlers_;
-        if (!todo.self) todo.self = keep_alive_;
-        todo.handlers.push_back([this, handler = std::move(handler), f = *failure]() mutable {
-          std::exception_ptr handler_error;
-          try {
-            handler(f);
-          } catch (...) {
-            handler_error = std::current_exception();
-          }
-          handler_done(std::move(f), std::move(handler_error));
-        });
-      }
-      record_failure_locked(std::move(*failure), todo);
-    }
+    if (failure) record_failure_locked(std::move(*failure), handler, todo);
     fill_slots_locked(todo);
     finish_waits_locked(todo);
   } catch (...) {
@@ -248,38 +281,15 @@ void group_core::task_done(task_node* n, std::exception_ptr e) noexcept {
   run(todo);
 }
 
-void group_core::task_abandoned(task_node* n) noexcept {
-  n->mark_finished();
-  after_unlock todo;
-  try {
-    std::lock_guard lock(mutex_);
-    if (!n->in_running_list_) return;  // never admitted, or withdrawn from the queue
-    unlink(running_first_, n);
-    --running_;
-    fill_slots_locked(todo);
-    finish_waits_locked(todo);
-  } catch (...) {
-    std::terminate();
-  }
-  run(todo);
-}
-
-void group_core::handler_done(task_failure failure, std::exception_ptr handler_error) noexcept {
+void group_core::handler_done(task_failure const& failure,
+                              std::exception_ptr handler_error) noexcept {
   after_unlock todo;
   try {
     std::optional<task_failure> f;
-    if (handler_error) {
-      f.emplace();
-      f->id = failure.id;
-      f->name = std::move(failure.name);
-      f->spawn_site = failure.spawn_site;
-      f->trace = throw_site_trace(handler_error);
-      f->exception = std::move(handler_error);
-      f->stage = task_stage::handler;
-    }
+    if (handler_error) f = make_failure(failure, std::move(handler_error), task_stage::handler);
     std::lock_guard lock(mutex_);
     --pending_handlers_;
-    if (f) record_failure_locked(std::move(*f), todo);
+    if (f) record_failure_locked(std::move(*f), nullptr, todo);
     finish_waits_locked(todo);
   } catch (...) {
     std::terminate();
@@ -287,29 +297,42 @@ void group_core::handler_done(task_failure failure, std::exception_ptr handler_e
   run(todo);
 }
 
-void group_core::record_failure_locked(task_failure&& f, after_unlock& todo) {
-  failures_.push_back(std::move(f));
+void group_core::record_failure_locked(task_failure&& f, failure_handler const& handler,
+                                       after_unlock& todo) {
   if (policy_ == failure_policy::cancel_on_first && !cancelled_) cancel_locked(todo);
+  if (handler) {
+    ++pending_handlers_;
+    if (!todo.self) todo.self = keep_alive_;
+    auto& call = todo.handlers.emplace_back(keep_alive_, handler, f);
+    call.kept = failures_.add(std::move(f));
+    return;
+  }
+  if (!failures_.add(std::move(f))) {
+    // Past the retention bound and no handler sees it: it goes to the failure path now.
+    todo.lost.push_back(std::move(f));
+    todo.reporter = this;
+    if (!todo.self) todo.self = keep_alive_;
+  }
 }
 
 void group_core::cancel_locked(after_unlock& todo) {
   cancelled_ = true;
   todo.to_cancel.reserve(todo.to_cancel.size() + running_);
-  for (task_node* n = running_first_; n; n = n->next_) {
+  for (task_node* n = running_list_.front(); n; n = n->next_) {
     n->add_ref();
     todo.to_cancel.emplace_back(n);
   }
 }
 
 void group_core::fill_slots_locked(after_unlock& todo) {
-  while (queue_first_ && running_ < limit_) {
-    task_node* n = queue_first_;
-    unqueue_locked(n);
+  while (!queue_.empty() && running_ < limit_) {
+    task_node* n = queue_.pop_front();
     if (n->waiter_)
       todo.spawns.emplace_back(std::exchange(n->waiter_, nullptr), boost::system::error_code{});
     else
       --queued_;
-    link(running_first_, n);
+    running_list_.push_front(n);
+    n->in_running_list_ = true;
     ++running_;
     if (cancelled_) {
       n->add_ref();
@@ -321,41 +344,47 @@ void group_core::fill_slots_locked(after_unlock& todo) {
 
 void group_core::finish_waits_locked(after_unlock& todo) {
   if (!idle_locked()) return;
-  if (waiters_) {
-    std::exception_ptr result;
-    if (!failures_.empty()) {
-      result = std::make_exception_ptr(task_errors(std::move(failures_)));
-      failures_.clear();
+  if (!waiters_.empty()) {
+    auto d = std::make_shared<delivery>();
+    d->result = failures_.take_errors();
+    if (d->result) {
+      d->owner_kind = owner_kind();
+      d->owner_name = owner_name();
     }
-    std::exception_ptr aborted;
-    while (wait_op_base* op = waiters_) {
-      waiters_ = op->next_;
+    while (wait_op* op = waiters_.pop_front()) {
       op->linked_ = false;
-      if (op->aborted_ && !result && !aborted)
-        aborted = std::make_exception_ptr(
-            boost::system::system_error(boost::asio::error::operation_aborted));
-      todo.to_complete.emplace_back(op, op->aborted_ && !result ? aborted : result);
+      todo.to_complete.emplace_back(op, op->aborted_ && !d->result);
     }
+    todo.result = std::move(d);
     cancelled_ = shut_down_;
   }
-  todo.self = std::move(keep_alive_);
+  if (!todo.self) todo.self = std::move(keep_alive_);
+  keep_alive_.reset();
 }
 
 void group_core::run(after_unlock& todo) noexcept {
-  for (auto& h : todo.handlers) {
-    try {
-      todo.self->post_to_strand(std::move(h));
-    } catch (...) {
-      std::terminate();
-    }
+  try {
+    for (auto& call : todo.handlers) call.core->post_to_strand(std::move(call));
+    if (todo.reporter)
+      for (auto& f : todo.lost)
+        report_failure(todo.reporter->owner_kind(), todo.reporter->owner_name(),
+                       "dropped a failure past its keep_failures bound", std::move(f));
+  } catch (...) {
+    std::terminate();  // posting allocates
   }
   for (auto& n : todo.to_cancel) n->request_cancel(todo.cancel_type);
   todo.to_cancel.clear();
   for (auto& [w, ec] : todo.spawns) w->admitted(ec);
   for (task_node* n : todo.to_start) n->start();
   for (task_node* n : todo.to_discard) n->discard();
-  for (auto& [op, result] : todo.to_complete) op->complete(std::move(result));
+  for (auto& [op, aborted] : todo.to_complete) op->complete(todo.result, aborted);
+  todo.result.reset();
   todo.self.reset();
+}
+
+void group_core::post_to_strand(handler_call&& call) {
+  std::call_once(strand_once_, [this] { strand_.emplace(net::make_strand(ex_)); });
+  net::post(*strand_, std::move(call));
 }
 
 void group_core::cancel(boost::asio::cancellation_type type) noexcept {
@@ -395,17 +424,29 @@ std::size_t group_core::size() const noexcept {
 
 std::vector<task_failure> group_core::failures() const {
   std::lock_guard lock(mutex_);
-  return failures_;
+  return failures_.kept();
 }
 
-void group_core::add_waiter(wait_op_base* op) noexcept {
+void group_core::async_wait(wait_handler handler,
+                            std::optional<std::chrono::steady_clock::duration> timeout) {
+  auto slot = net::get_associated_cancellation_slot(handler);
+  auto* op = new wait_op(std::move(handler), ex_);
+  op->key_ = next_key();
+  if (timeout) {
+    try {
+      op->start_timer(shared_from_this(), *timeout);
+    } catch (...) {
+      op->drop();
+      throw;
+    }
+  }
+  if (slot.is_connected())
+    slot.template emplace<keyed_cancellation<group_core>>(
+        keyed_cancellation<group_core>{weak_from_this(), op->key_});
   after_unlock todo;
   try {
     std::lock_guard lock(mutex_);
-    op->prev_ = nullptr;
-    op->next_ = waiters_;
-    if (waiters_) waiters_->prev_ = op;
-    waiters_ = op;
+    waiters_.push_front(op);
     op->linked_ = true;
     if (!keep_alive_) keep_alive_ = shared_from_this();
     finish_waits_locked(todo);
@@ -415,44 +456,41 @@ void group_core::add_waiter(wait_op_base* op) noexcept {
   run(todo);
 }
 
-bool group_core::detach_waiter(wait_op_base* op) noexcept {
-  std::lock_guard lock(mutex_);
-  if (!op->linked_) return false;
-  if (op->prev_)
-    op->prev_->next_ = op->next_;
-  else
-    waiters_ = op->next_;
-  if (op->next_) op->next_->prev_ = op->prev_;
-  op->linked_ = false;
-  return true;
+void group_core::wait_timed_out(wait_op* op) noexcept {
+  {
+    std::lock_guard lock(mutex_);
+    if (!op->linked_) return;
+    waiters_.erase(op);
+    op->linked_ = false;
+  }
+  op->finish_timed_out();
 }
 
-void group_core::abort_waiter(std::uint64_t key) noexcept {
+void group_core::cancel_key(std::uint64_t key, boost::asio::cancellation_type) noexcept {
   after_unlock todo;
+  spawn_waiter* withdrawn = nullptr;
   try {
     std::lock_guard lock(mutex_);
-    for (wait_op_base* op = waiters_; op; op = op->next_) {
+    for (wait_op* op = waiters_.front(); op; op = op->next_) {
       if (op->key_ == key) {
         op->aborted_ = true;
         cancel_locked(todo);
         break;
       }
     }
+    for (task_node* n = queue_.front(); n; n = n->next_) {
+      if (n->waiter_ && n->spawn_key_ == key) {
+        queue_.erase(n);
+        withdrawn = std::exchange(n->waiter_, nullptr);
+        todo.to_discard.push_back(n);
+        break;
+      }
+    }
   } catch (...) {
     std::terminate();
   }
+  if (withdrawn) withdrawn->admitted(net::error::operation_aborted);
   run(todo);
-}
-
-task_node* group_core::withdraw_spawn(std::uint64_t key) noexcept {
-  std::lock_guard lock(mutex_);
-  for (task_node* n = queue_first_; n; n = n->next_) {
-    if (n->waiter_ && n->spawn_key_ == key) {
-      unqueue_locked(n);
-      return n;
-    }
-  }
-  return nullptr;
 }
 
 void group_core::shutdown() noexcept {
@@ -463,17 +501,20 @@ void group_core::shutdown() noexcept {
     cancel_locked(todo);
     // Tasks already spawned still run (cancelled); async_spawn calls still waiting
     // for a slot are refused.
-    for (task_node* n = queue_first_; n;) {
+    for (task_node* n = queue_.front(); n;) {
       task_node* next = n->next_;
       if (n->waiter_) {
-        unqueue_locked(n);
+        queue_.erase(n);
         todo.spawns.emplace_back(std::exchange(n->waiter_, nullptr),
                                  make_error_code(error::shut_down));
         todo.to_discard.push_back(n);
       }
       n = next;
     }
-    if (idle_locked() && !waiters_) todo.self = std::move(keep_alive_);
+    if (idle_locked() && waiters_.empty()) {
+      todo.self = std::move(keep_alive_);
+      keep_alive_.reset();
+    }
   } catch (...) {
     std::terminate();
   }

@@ -28,7 +28,9 @@ constexpr int task_count = 100'000;
 
 CO_TEST_CASE_MT(every_seventh_of_100k_tasks_throws_and_each_failure_is_recorded_once, 2) {
   auto ex = co_await net::this_coro::executor;
-  crew::task_group g{ex};
+  crew::task_group_options keep_all;
+  keep_all.keep_failures = crew::unlimited;
+  crew::task_group g{ex, keep_all};
   std::atomic<int> ran{0};
   for (int i = 1; i <= task_count; ++i)
     g.spawn([&ran, i]() -> net::awaitable<void> {

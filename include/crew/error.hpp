@@ -127,15 +127,20 @@ std::ostream& operator<<(std::ostream& os, task_failure const& f);
 /** Every failure of a group of tasks, in the order they were recorded.
 
     The counterpart of Go's `errors.Join` and Python's `ExceptionGroup`. Copies share
-    the same failures.
+    the same failures. A group keeps a bounded number of failures between two waits
+    (`task_group_options::keep_failures`); the ones past the bound are counted in
+    `dropped()`.
 */
 class task_errors : public std::exception {
  public:
   /// @throws std::invalid_argument if `failures` is empty.
-  explicit task_errors(std::vector<task_failure> failures);
+  explicit task_errors(std::vector<task_failure> failures, std::size_t dropped = 0);
 
-  /// Every failure, first recorded first.
+  /// Every failure kept, first recorded first.
   std::vector<task_failure> const& failures() const noexcept;
+
+  /// How many more failures happened and were not kept.
+  std::size_t dropped() const noexcept;
 
   /// The first failure recorded; for `cancel_on_first`, the one that cancelled the rest.
   task_failure const& first() const noexcept { return failures().front(); }
@@ -155,7 +160,7 @@ class task_errors : public std::exception {
   /// Rethrows the first failure's exception.
   [[noreturn]] void rethrow_first() const { first().rethrow(); }
 
-  /// A count, then every failure on its own line.
+  /// A count, then every failure on its own line, then "... and N more" for the dropped.
   char const* what() const noexcept override;
 
  private:

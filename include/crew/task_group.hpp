@@ -49,6 +49,12 @@ struct task_group_options {
   std::function<void(task_failure const&)> on_failure{};
   /// Appears in diagnostics.
   std::string name{};
+  /// The most failures kept between two completed waits, at least 1, or
+  /// `crew::unlimited`. Past it a failure is counted (`task_errors::dropped()`), not
+  /// stored; `on_failure` still sees it, and without a handler it goes to stderr at
+  /// once. The bound keeps a group that is never waited on, such as a server's
+  /// connection group, from growing without end.
+  std::size_t keep_failures = 1024;
 };
 
 /** Options of one spawned task. */
@@ -61,9 +67,6 @@ struct spawn_options {
 
 namespace detail {
 class group_core;
-class task_node;
-template <class Executor>
-class group_state;
 }  // namespace detail
 
 /** A set of coroutine tasks that are waited for, and cancelled, together.
@@ -81,6 +84,10 @@ class group_state;
     their own and the group's state lives until the last one ends. Failures that no
     wait reported by then are printed to stderr.
 
+    Tasks are `awaitable<void>`, `awaitable<boost::system::error_code>` or
+    `awaitable<std::error_code>` on `any_io_executor`, or callables returning one;
+    whatever the group's executor type, they run on it.
+
     @tparam Executor The executor tasks run on; `any_io_executor` by default.
 */
 template <class Executor = net::any_io_executor>
@@ -97,7 +104,7 @@ class basic_task_group {
   /// A group with the default options: collect all failures, no limit.
   explicit basic_task_group(executor_type const& ex);
 
-  /// @throws std::invalid_argument if `options.limit` is 0.
+  /// @throws std::invalid_argument if `options.limit` or `options.keep_failures` is 0.
   basic_task_group(executor_type const& ex, task_group_options options);
 
   /// A group on the context's executor.
@@ -126,6 +133,8 @@ class basic_task_group {
       @param task An rvalue `awaitable<void>` or `awaitable<error_code>`, or a callable
       returning one.
       @param site Defaults to the caller's location.
+      @throws std::invalid_argument if `task` is a moved-from awaitable, a null function
+      pointer or an empty std::function.
   */
   template <class Task>
   void spawn(Task&& task, source_location site = source_location::current());
@@ -224,13 +233,13 @@ class basic_task_group {
   }
 
  private:
-  template <class Task>
-  detail::task_node* make_task(Task&& task, spawn_options&& options, source_location site);
+  class initiate_spawn;
+  class initiate_wait;
 
-  detail::group_state<Executor>& state() const;
+  detail::group_core& state() const;
 
   executor_type ex_;
-  std::shared_ptr<detail::group_state<Executor>> state_;
+  std::shared_ptr<detail::group_core> state_;
 };
 
 /// A task group on `any_io_executor`.

@@ -5,58 +5,65 @@
 #ifndef CREW_DETAIL_GROUP_CORE_HPP
 #define CREW_DETAIL_GROUP_CORE_HPP
 
-#include <crew/detail/task_node.hpp>
+#include <crew/detail/failure.hpp>
+#include <crew/detail/handler.hpp>
+#include <crew/detail/task.hpp>
 #include <crew/error.hpp>
 
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/cancellation_type.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
-#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace crew {
 enum class failure_policy;
 struct task_group_options;
+struct spawn_options;
 }  // namespace crew
 
 namespace crew::detail {
 
-/// A pending async_wait or async_wait_for, linked into its group while it waits.
-class wait_op_base {
- public:
-  /// Hands `result` to the waiter's handler (through its executor). Called once.
-  virtual void complete(std::exception_ptr result) noexcept = 0;
+class group_core;
+class wait_op;
 
-  wait_op_base* prev_ = nullptr;
-  wait_op_base* next_ = nullptr;
-  std::uint64_t key_ = 0;
-  bool linked_ = false;
-  bool aborted_ = false;
+/// The waiting side of an async_spawn, told once whether its task got a slot.
+class spawn_waiter {
+ public:
+  virtual void admitted(boost::system::error_code ec) noexcept = 0;
+
+  /// The task must wait for a slot: called under the group's lock, before anyone can
+  /// admit it, so that the waiter can install its cancellation, keyed by `key`.
+  virtual void queued(std::weak_ptr<group_core> group, std::uint64_t key) noexcept = 0;
 
  protected:
-  ~wait_op_base() = default;
+  ~spawn_waiter() = default;
 };
 
-/// Prints failures that nobody waited for to stderr, so that none is lost. `owner`
-/// says what ended with them: "task group", "run group", "loop"...
-void report_unobserved(std::string const& group_name, task_errors const& errors,
-                       char const* owner = "task group") noexcept;
+using wait_handler = boost::asio::any_completion_handler<void(std::exception_ptr)>;
 
-/** The executor-independent state of a task group, shared with its tasks.
+/** The state of a task group, shared with its tasks; compiled in lib/.
 
     A mutex guards it, held only for O(1) bookkeeping: it is never held while user
-    code, a handler, a cancellation or a task start runs.
+    code, a handler, a cancellation or a task start runs. Rule learned the hard way:
+    after unlocking, code touches the group only while holding a reference to it,
+    because another thread may end the last task and drop it.
 */
-class group_core : public std::enable_shared_from_this<group_core> {
+class group_core final : public task_owner, public std::enable_shared_from_this<group_core> {
  public:
-  group_core(task_group_options const& options);
-  virtual ~group_core();
+  /// @throws std::invalid_argument naming the field if an option is out of range.
+  group_core(net::any_io_executor ex, task_group_options const& options,
+             char const* kind = "task group");
+  ~group_core();
 
   enum class admit_mode {
     spawn,        ///< start now, or queue behind the limit
@@ -65,15 +72,17 @@ class group_core : public std::enable_shared_from_this<group_core> {
   };
   enum class admitted { started, queued, refused };
 
-  /// Links `n` into the group and, when admitted, starts it.
-  admitted admit(task_node* n, admit_mode mode);
+  net::any_io_executor const& executor() const noexcept { return ex_; }
 
-  /// Records the end of `n`'s body. Called inside the task's last section.
-  void task_done(task_node* n, std::exception_ptr e) noexcept;
+  /** The one way into a group: makes the task `body` (the task layer) and admits it,
+      which starts it now, queues it, or (try_spawn) refuses and drops it. For
+      async_spawn, `waiter` hears once whether the task got a slot.
+  */
+  admitted spawn(task_body body, spawn_options&& options, source_location site, admit_mode mode,
+                 spawn_waiter* waiter = nullptr);
 
-  /// Records a task whose coroutine was destroyed unfinished, or never started
-  /// because its executor's context was destroyed: counted as cancelled.
-  void task_abandoned(task_node* n) noexcept;
+  void task_done(task_node* n, std::exception_ptr e) noexcept override;
+  void task_abandoned(task_node* n) noexcept override;
 
   /// Emits `type` on every running task; queued tasks, and tasks spawned before the
   /// next wait completes, end cancelled without running their body.
@@ -84,57 +93,56 @@ class group_core : public std::enable_shared_from_this<group_core> {
   std::size_t size() const noexcept;
   std::vector<task_failure> failures() const;
 
-  /// Completes `op` at once if the group is idle, else links it.
-  void add_waiter(wait_op_base* op) noexcept;
+  /** Completes `handler` once the group is idle: at once if it already is, else when its
+      last task ended. With `timeout`, after that long (crew::error::timed_out) if the
+      group is not idle by then. The handler's cancellation slot cancels the tasks.
+  */
+  void async_wait(wait_handler handler, std::optional<std::chrono::steady_clock::duration> timeout);
 
-  /// A waiter's own cancellation: cancels the tasks; the waiter completes with
-  /// operation_aborted once they finished.
-  void abort_waiter(std::uint64_t key) noexcept;
-
-  /// Unlinks `op` if it still waits; true if the caller now owns its completion.
-  bool detach_waiter(wait_op_base* op) noexcept;
-
-  /// An async_spawn's own cancellation: the task, if it still waited for a slot,
-  /// taken out of the queue; else null.
-  task_node* withdraw_spawn(std::uint64_t key) noexcept;
+  /// A keyed cancellation (a wait's or an async_spawn's): an aborted wait cancels the
+  /// tasks and completes with operation_aborted once they finished; a waiting
+  /// async_spawn is withdrawn and completes with operation_aborted.
+  void cancel_key(std::uint64_t key, boost::asio::cancellation_type type) noexcept;
 
   /// The group object was destroyed: cancels every task (spawned ones still end, as
   /// cancelled) and completes async_spawn calls still waiting for a slot with shut_down.
   void shutdown() noexcept;
 
-  std::uint64_t next_key() noexcept;
-
- protected:
-  /// Runs `fn` on the group's strand.
-  virtual void post_to_strand(std::function<void()> fn) = 0;
-
  private:
   struct after_unlock;
+  struct handler_call;
+  friend class wait_op;
 
+  admitted admit(task_node* n, admit_mode mode);
   bool idle_locked() const noexcept;
-  void unqueue_locked(task_node* n) noexcept;
-  void record_failure_locked(task_failure&& f, after_unlock& todo);
+  void record_failure_locked(task_failure&& f, failure_handler const& handler, after_unlock& todo);
   void cancel_locked(after_unlock& todo);
   void fill_slots_locked(after_unlock& todo);
   void finish_waits_locked(after_unlock& todo);
+  void retire(task_node* n, std::optional<task_failure> failure,
+              failure_handler const& handler) noexcept;
   /// Does what a locked section decided, after the unlock. Static: `this` may be gone.
   static void run(after_unlock& todo) noexcept;
-  void handler_done(task_failure failure, std::exception_ptr handler_error) noexcept;
+  void handler_done(task_failure const& failure, std::exception_ptr handler_error) noexcept;
+  void wait_timed_out(wait_op* op) noexcept;
+  void post_to_strand(handler_call&& call);
+  std::uint64_t next_key() noexcept;
 
+  net::any_io_executor const ex_;
   mutable std::mutex mutex_;
-  task_node* running_first_ = nullptr;
+  intrusive_list<task_node> running_list_;
+  intrusive_list<task_node> queue_;
+  intrusive_list<wait_op> waiters_;
   std::size_t running_ = 0;
   std::size_t queued_ = 0;  // counted queue entries (spawn, not async_spawn)
   std::size_t pending_handlers_ = 0;
   std::size_t limit_;
-  task_node* queue_first_ = nullptr;
-  task_node* queue_last_ = nullptr;
-  wait_op_base* waiters_ = nullptr;
-  std::vector<task_failure> failures_;
+  failure_list failures_;
   failure_handler on_failure_;
-  std::string name_;
   std::atomic<std::uint64_t> keys_{0};
   std::shared_ptr<group_core> keep_alive_;  // set while the group has work
+  std::once_flag strand_once_;
+  std::optional<net::any_io_executor> strand_;
   failure_policy policy_;
   bool cancelled_ = false;
   bool shut_down_ = false;

@@ -5,7 +5,7 @@
 #ifndef CREW_DETAIL_TASK_EXECUTOR_HPP
 #define CREW_DETAIL_TASK_EXECUTOR_HPP
 
-#include <crew/detail/task_node.hpp>
+#include <crew/detail/task.hpp>
 
 #include <boost/asio/execution.hpp>
 #include <boost/asio/io_context.hpp>
@@ -19,14 +19,19 @@
 
 namespace crew::detail {
 
-/// Runs `f` as one section of the task `n`.
+/// Runs `f` as one section of the task `n`, which is the current task meanwhile.
 template <class F>
 void run_section(task_node* n, F&& f) {
   struct guard {
     task_node* n;
-    ~guard() { n->leave(); }
-  } g{n};
+    task_node* outer;
+    ~guard() {
+      current_task_ = outer;
+      n->leave();
+    }
+  } g{n, current_task_};
   n->enter();
+  current_task_ = n;
   std::forward<F>(f)();
 }
 

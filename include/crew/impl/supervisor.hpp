@@ -6,7 +6,7 @@
 #define CREW_IMPL_SUPERVISOR_HPP
 
 #include <crew/detail/coroutine_op.hpp>
-#include <crew/detail/handler_ops.hpp>
+#include <crew/detail/handler.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>

@@ -2,11 +2,18 @@
 // crew — structured concurrency for Boost.Asio coroutines.
 // Distributed under the Boost Software License, Version 1.0.
 //
-#ifndef CREW_DETAIL_TASK_NODE_HPP
-#define CREW_DETAIL_TASK_NODE_HPP
+// The task layer: the one place where every crew task — a group's task, a run
+// group's actor, a loop's iteration, a supervisor's child, a retry's attempt — is
+// launched (make_task), identified (task_node), cancelled (request_cancel) and
+// retired (task_owner::task_done / task_abandoned). See docs/internals.md.
+//
+#ifndef CREW_DETAIL_TASK_HPP
+#define CREW_DETAIL_TASK_HPP
 
+#include <crew/detail/task_shape.hpp>
 #include <crew/error.hpp>
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/cancellation_type.hpp>
 
@@ -14,24 +21,55 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 
 namespace crew::detail {
 
-class group_core;
-
-/// The handler of an async_spawn, told once whether its task was admitted.
-class spawn_waiter {
- public:
-  virtual void admitted(boost::system::error_code ec) noexcept = 0;
-
- protected:
-  ~spawn_waiter() = default;
-};
+class task_node;
+class spawn_waiter;
 
 using failure_handler = std::function<void(task_failure const&)>;
 
+/** What owns tasks: a group, a restart driver. The task layer tells it, once per task,
+    how the task ended. An owner outlives its tasks.
+*/
+class task_owner {
+ public:
+  task_owner(task_owner const&) = delete;
+  task_owner& operator=(task_owner const&) = delete;
+
+  /// The end of `n`'s body: `e` is what it threw (a returned code as a system_error),
+  /// or null. Called once, inside the task's last section.
+  virtual void task_done(task_node* n, std::exception_ptr e) noexcept = 0;
+
+  /// `n` will never run to its end: its frame was destroyed first (its execution context
+  /// was destroyed), or it was never started. Counted as cancelled.
+  virtual void task_abandoned(task_node* n) noexcept = 0;
+
+  /// What kind of owner this is, for diagnostics: "task group", "run group", "loop"...
+  char const* owner_kind() const noexcept { return kind_; }
+
+  /// The owner's name, for diagnostics; may be empty.
+  std::string const& owner_name() const noexcept { return name_; }
+
+ protected:
+  task_owner(char const* kind, std::string name) : kind_(kind), name_(std::move(name)) {}
+  ~task_owner() = default;
+
+ private:
+  char const* kind_;
+  std::string name_;
+};
+
 /// A process-wide, monotonically increasing task id; the first is 1.
 std::uint64_t next_task_id() noexcept;
+
+/// The crew task whose step runs on this thread (set by its sections), or null.
+inline thread_local task_node* current_task_ = nullptr;
+
+inline task_node* current_task() noexcept {
+  return current_task_;
+}
 
 /** The per-task record: identity, cancellation signal, and the "section" protocol.
 
@@ -95,15 +133,22 @@ class task_node {
     return (state_.load(std::memory_order_acquire) & finished_bit) != 0;
   }
 
-  group_core* core() const noexcept { return core_; }
+  task_owner* owner() const noexcept { return owner_; }
+
+  /// Posts the task's first section; called once, after the owner admitted it.
+  void start() noexcept { ops_->start(this); }
+
+  /// Drops a task that was never started, such as a withdrawn async_spawn.
+  void discard() noexcept { ops_->discard(this); }
 
   // Identity, written before the task starts and read-only afterwards.
   std::uint64_t id_ = 0;
+  std::uint64_t parent_id_ = 0;  ///< the task that spawned this one, or 0
   std::string name_;
   source_location site_;
-  failure_handler on_failure_;
+  failure_handler on_failure_;  ///< a group task's own handler, if any
 
-  // Membership of the group's running list or start queue, guarded by the group's mutex.
+  // Membership of a group's running list or start queue, guarded by the group's mutex.
   task_node* prev_ = nullptr;
   task_node* next_ = nullptr;
   bool in_running_list_ = false;
@@ -112,12 +157,6 @@ class task_node {
 
   boost::asio::cancellation_signal signal_;
 
-  /// Posts the task's first section; called once, after the group admitted it.
-  void start() noexcept { ops_->start(this); }
-
-  /// Drops a task that was never started, such as a withdrawn async_spawn.
-  void discard() noexcept { ops_->discard(this); }
-
  protected:
   struct operations {
     void (*destroy)(task_node*) noexcept;
@@ -125,7 +164,7 @@ class task_node {
     void (*discard)(task_node*) noexcept;
   };
 
-  task_node(group_core* core, operations const* ops) noexcept : core_(core), ops_(ops) {}
+  task_node(task_owner* owner, operations const* ops) noexcept : owner_(owner), ops_(ops) {}
   ~task_node() = default;
 
  private:
@@ -142,7 +181,7 @@ class task_node {
 
   static inline thread_local task_node* emitting_node = nullptr;
 
-  group_core* core_;
+  task_owner* owner_;
   operations const* ops_;
   std::atomic<std::uint32_t> refs_{1};
   std::atomic<std::uint32_t> state_{0};
@@ -167,10 +206,27 @@ class node_ref {
   }
   task_node* get() const noexcept { return n_; }
   task_node* operator->() const noexcept { return n_; }
+  explicit operator bool() const noexcept { return n_ != nullptr; }
 
  private:
   task_node* n_ = nullptr;
 };
+
+/** Who a new task is. */
+struct task_spec {
+  std::string name;
+  source_location site;
+  failure_handler on_failure;
+  /// The spawning task's id; 0 takes the current task's (see current_task()).
+  std::uint64_t parent_id = 0;
+};
+
+/** The task layer's launcher: makes the task that runs `body` on `ex`, owned by
+    `owner`, not started yet: the owner admits it, then calls start() or discard().
+    `body` was checked when it was made (make_task_body).
+*/
+task_node* make_task(task_owner& owner, net::any_io_executor const& ex, task_body body,
+                     task_spec spec);
 
 }  // namespace crew::detail
 

@@ -1,0 +1,273 @@
+//
+// crew — structured concurrency for Boost.Asio coroutines.
+// Distributed under the Boost Software License, Version 1.0.
+//
+// The task layer's launcher. Every crew task is built here: one coroutine frame at the
+// bottom of its stack (task_entry) that runs the body, catches everything and reports
+// the outcome to the task's owner inline, on the task executor that brackets each of
+// its steps in a section. There is no co_spawn: no initial dispatch, no final post, no
+// re-entrant completion, no lost cancellation exception (DESIGN §2).
+//
+#include <crew/detail/task.hpp>
+#include <crew/detail/task_executor.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/recycling_allocator.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+namespace crew::detail {
+
+// ---------------------------------------------------------------- task_node
+
+std::uint64_t next_task_id() noexcept {
+  static std::atomic<std::uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
+void task_node::pause(unsigned& spins) noexcept {
+  if (++spins < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  } else {
+    std::this_thread::yield();
+  }
+}
+
+void task_node::request_cancel(boost::asio::cancellation_type type) noexcept {
+  if (type == boost::asio::cancellation_type::none) return;
+  pending_type_.fetch_or(static_cast<std::uint32_t>(type), std::memory_order_acq_rel);
+  std::uint32_t const s = state_.fetch_or(pending | requested, std::memory_order_acq_rel);
+  if ((s & (active_mask | emitting)) == 0) emit_pending();
+}
+
+void task_node::emit_taken_type() noexcept {
+  auto const type = static_cast<boost::asio::cancellation_type>(
+      pending_type_.exchange(0, std::memory_order_acq_rel));
+  // An emission of `none` would clear the coroutine's cancelled state.
+  if (type == boost::asio::cancellation_type::none) return;
+  task_node* const outer = std::exchange(emitting_node, this);
+  signal_.emit(type);
+  emitting_node = outer;
+}
+
+void task_node::emit_pending_before_start() noexcept {
+  std::uint32_t s = state_.load(std::memory_order_acquire);
+  while ((s & pending) != 0) {
+    if (state_.compare_exchange_weak(s, s & ~pending, std::memory_order_acq_rel,
+                                     std::memory_order_acquire)) {
+      emit_taken_type();
+      return;
+    }
+  }
+}
+
+void task_node::emit_pending() noexcept {
+  std::uint32_t s = state_.load(std::memory_order_acquire);
+  for (;;) {
+    if ((s & (active_mask | emitting)) != 0 || (s & pending) == 0 || (s & started) == 0) return;
+    if ((s & finished_bit) != 0) {
+      if (state_.compare_exchange_weak(s, s & ~pending, std::memory_order_acq_rel,
+                                       std::memory_order_acquire))
+        return;
+      continue;
+    }
+    if (!state_.compare_exchange_weak(s, (s & ~pending) | emitting, std::memory_order_acq_rel,
+                                      std::memory_order_acquire))
+      continue;
+    emit_taken_type();
+    s = state_.fetch_and(~emitting, std::memory_order_acq_rel) & ~emitting;
+  }
+}
+
+// ---------------------------------------------------------------- shapes
+
+void throw_bad_task(char const* who, char const* what) {
+  throw std::invalid_argument(std::string(who) + ": the task " + what);
+}
+
+task_body task_factory::bind() noexcept {
+  return std::visit(
+      [](auto& f) -> task_body {
+        using fn_type = std::decay_t<decltype(f)>;
+        return fn_type([p = &f] { return (*p)(); });
+      },
+      f_);
+}
+
+namespace {
+
+// ---------------------------------------------------------------- the entry frame
+
+template <class Body>
+decltype(auto) awaitable_of(Body& body) {
+  if constexpr (awaitable_traits<Body>::value)
+    return std::move(body);
+  else
+    return body();
+}
+
+/// The entry frame's reference to its node. When the frame is destroyed before the
+/// task reported its end (its io_context was destroyed with the task suspended, or
+/// before it started), it reports the task as abandoned.
+class entry_ref {
+ public:
+  explicit entry_ref(task_node* n) noexcept : n_(n) {}  // adopts a reference
+  entry_ref(entry_ref&& o) noexcept : n_(std::exchange(o.n_, nullptr)) {}
+  entry_ref& operator=(entry_ref&&) = delete;
+  ~entry_ref() {
+    if (!n_) return;
+    if (!n_->finished()) {
+      n_->mark_finished();
+      n_->owner()->task_abandoned(n_);
+    }
+    n_->release();
+  }
+  task_node* get() const noexcept { return n_; }
+  task_node* operator->() const noexcept { return n_; }
+
+ private:
+  task_node* n_;
+};
+
+/// The bottom frame of a task's coroutine stack: runs the body, then reports its
+/// outcome inline. Every exception, cancellation included, is caught.
+template <class Body>
+net::awaitable<net::detail::awaitable_thread_entry_point> task_entry(entry_ref node, Body body) {
+  std::exception_ptr e;
+  try {
+    using awaitable_type = std::decay_t<decltype(awaitable_of(body))>;
+    if constexpr (std::is_void_v<typename awaitable_traits<awaitable_type>::result_type>)
+      co_await awaitable_of(body);
+    else
+      e = failure_of(co_await awaitable_of(body));
+  } catch (...) {
+    e = std::current_exception();
+  }
+  node->mark_finished();
+  node->owner()->task_done(node.get(), std::move(e));
+}
+
+using thread_type = net::detail::awaitable_thread<net::any_io_executor>;
+
+template <class Inner>
+class node_impl final : public task_node {
+ public:
+  using allocator_type = net::recycling_allocator<node_impl>;
+
+  node_impl(task_owner* owner, Inner const& inner) : task_node(owner, &table), inner_(inner) {}
+
+  std::optional<thread_type> thread_;
+
+ private:
+  struct launcher {
+    thread_type thread;
+    task_node* node;  // kept alive by the section_function
+    void operator()() {
+      node->emit_pending_before_start();
+      thread.launch();
+    }
+  };
+
+  static void destroy(task_node* n) noexcept {
+    auto* self = static_cast<node_impl*>(n);
+    allocator_type alloc;
+    std::allocator_traits<allocator_type>::destroy(alloc, self);
+    alloc.deallocate(self, 1);
+  }
+
+  static void start(task_node* n) noexcept {
+    auto* self = static_cast<node_impl*>(n);
+    launcher l{std::move(*self->thread_), self};
+    self->thread_.reset();
+    try {
+      net::execution::execute(net::require(self->inner_, net::execution::blocking.never),
+                              section_function<launcher>(self, std::move(l)));
+    } catch (...) {
+      // Posting allocates; without memory the task can neither run nor report.
+      std::terminate();
+    }
+  }
+
+  static void discard(task_node* n) noexcept {
+    // Never admitted: its owner keeps no account of it, and may be gone by the time
+    // the frame is destroyed.
+    n->mark_finished();
+    static_cast<node_impl*>(n)->thread_.reset();
+  }
+
+  static constexpr operations table{&destroy, &start, &discard};
+
+  Inner inner_;
+};
+
+template <class Inner>
+task_node* make_node(task_owner& owner, Inner const& inner, task_body&& body, task_spec&& spec) {
+  using node_type = node_impl<Inner>;
+  typename node_type::allocator_type alloc;
+  node_type* n = alloc.allocate(1);
+  try {
+    std::allocator_traits<decltype(alloc)>::construct(alloc, n, &owner, inner);
+  } catch (...) {
+    alloc.deallocate(n, 1);
+    throw;
+  }
+  entry_ref ref(n);  // the initial reference, handed to the task's entry frame
+  n->id_ = next_task_id();
+  n->parent_id_ = spec.parent_id != 0 ? spec.parent_id : current_task() ? current_task()->id_ : 0;
+  n->name_ = std::move(spec.name);
+  n->on_failure_ = std::move(spec.on_failure);
+  n->site_ = spec.site;
+  net::cancellation_slot slot = n->signal_.slot();
+  net::cancellation_state state(slot);
+  net::any_io_executor ex{task_executor<Inner>(inner, n)};
+  std::visit(
+      [&](auto&& b) {
+        using body_type = std::decay_t<decltype(b)>;
+        n->thread_.emplace(task_entry<body_type>(std::move(ref), std::move(b)), ex, slot, state);
+      },
+      std::move(body));
+  return n;
+}
+
+template <class Inner>
+bool make_if(net::any_io_executor const& ex, task_owner& owner, task_body& body, task_spec& spec,
+             task_node*& out) {
+  if (auto const* p = ex.target<Inner>()) {
+    out = make_node(owner, *p, std::move(body), std::move(spec));
+    return true;
+  }
+  if (auto const* p = ex.target<task_executor<Inner>>()) {
+    out = make_node(owner, p->get_inner_executor(), std::move(body), std::move(spec));
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+task_node* make_task(task_owner& owner, net::any_io_executor const& ex, task_body body,
+                     task_spec spec) {
+  // The task runs on the concrete executor behind `ex` when crew knows it, without any
+  // task executor that may wrap it (a task spawning a task). A task executor over an
+  // io_context or thread_pool executor fits any_io_executor's in-place storage; over
+  // anything bigger (a strand, another any_io_executor) each copy allocates.
+  using io = net::io_context::executor_type;
+  using pool = net::thread_pool::executor_type;
+  task_node* n = nullptr;
+  if (make_if<io>(ex, owner, body, spec, n) || make_if<net::strand<io>>(ex, owner, body, spec, n) ||
+      make_if<pool>(ex, owner, body, spec, n) ||
+      make_if<net::strand<pool>>(ex, owner, body, spec, n))
+    return n;
+  if (auto const* p = ex.target<task_executor<net::any_io_executor>>())
+    return make_node(owner, p->get_inner_executor(), std::move(body), std::move(spec));
+  return make_node(owner, ex, std::move(body), std::move(spec));
+}
+
+}  // namespace crew::detail
