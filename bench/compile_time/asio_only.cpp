@@ -1,6 +1,7 @@
 // crew — compile-time benchmark: a translation unit that spawns and waits for
 // coroutine tasks with Asio alone (co_spawn and a counter). bench/run compiles it
-// and crew_task_group.cpp alternately and reports the ratio.
+// and one TU per crew component in a shuffled order per round, and reports each
+// component's ratio to it.
 #include <boost/asio.hpp>
 
 #include <cstddef>
