@@ -21,6 +21,11 @@
 //   run_group  (crew only) a run group of N actors: start, first return, interrupt, end
 //   run_group_shutdown  (crew only) N parked actors: time from interrupt() to the end
 //   retry      (crew only) N retries of an attempt that fails once, no backoff
+//   never_waited  (crew only) a group with an on_failure handler that nobody waits on:
+//              N tasks in batches of 10,000, every tenth throwing; bytes_per_task is
+//              the growth of resident memory from the end of the first batch to the
+//              end, per task spawned after the first batch, and rss_growth_bytes the
+//              whole growth
 //
 // Raw Asio is co_spawn plus a counter whose last decrement resumes the one waiter.
 //
@@ -40,6 +45,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -237,6 +243,38 @@ net::awaitable<void> crew_retry(std::size_t n) {
   }
 }
 
+struct never_waited_result {
+  clock_type::duration elapsed;
+  long bytes_per_task;
+  long growth;
+};
+
+net::awaitable<never_waited_result> crew_never_waited(std::size_t n) {
+  constexpr std::size_t batch = 10'000;
+  auto ex = co_await net::this_coro::executor;
+  std::size_t failed = 0;
+  crew::task_group_options options;
+  options.on_failure = [&failed](crew::task_failure const&) { ++failed; };
+  crew::task_group group{ex, options};
+  long after_first_batch = 0;
+  auto const start = clock_type::now();
+  for (std::size_t i = 0; i < n;) {
+    for (std::size_t const end = std::min(n, i + batch); i < end; ++i) group.spawn(fail10_task(i));
+    // The on_failure handlers may still be queued once the last task ended.
+    while (group.size() != 0 || failed != (i + 9) / 10) co_await net::post(ex, net::use_awaitable);
+    if (i <= batch) after_first_batch = rss_bytes();
+  }
+  auto const elapsed = clock_type::now() - start;
+  long const growth = rss_bytes() - after_first_batch;
+  // Measured: collect the failures, or the group's destructor prints every one.
+  try {
+    co_await group.wait();
+  } catch (crew::task_errors const&) {
+  }
+  long const later_tasks = static_cast<long>(std::max(n, batch) - batch);
+  co_return never_waited_result{elapsed, later_tasks > 0 ? growth / later_tasks : 0, growth};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -280,6 +318,8 @@ int main(int argc, char** argv) {
   };
   bool const parked_tasks = (workload == "cancel" || workload == "rss") && threads == 1;
   bool const shutdown = workload == "run_group_shutdown" && !raw && threads == 1;
+  bool const never_waited = workload == "never_waited" && !raw && threads == 1;
+  long growth = -1;
   auto measure = [&]() -> net::awaitable<void> {
     if (parked_tasks) {
       auto op = raw ? raw_cancel(n) : crew_cancel(n);
@@ -293,6 +333,14 @@ int main(int argc, char** argv) {
       auto const [d, b] = co_await std::move(op);
       elapsed = d;
       bytes = b;
+      co_return;
+    }
+    if (never_waited) {
+      auto op = crew_never_waited(n);
+      auto const result = co_await std::move(op);
+      elapsed = result.elapsed;
+      bytes = result.bytes_per_task;
+      growth = result.growth;
       co_return;
     }
     auto const start = clock_type::now();
@@ -315,8 +363,10 @@ int main(int argc, char** argv) {
   }
   std::printf(
       "{\"impl\": \"%s\", \"workload\": \"%s\", \"n\": %zu, \"threads\": %u, \"ns_per_task\": "
-      "%.1f, \"bytes_per_task\": %ld}\n",
+      "%.1f, \"bytes_per_task\": %ld",
       raw ? "raw" : "crew", std::string(workload).c_str(), n, threads,
       std::chrono::duration<double, std::nano>(elapsed).count() / static_cast<double>(n), bytes);
+  if (never_waited) std::printf(", \"rss_growth_bytes\": %ld", growth);
+  std::printf("}\n");
   return 0;
 }
