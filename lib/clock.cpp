@@ -133,7 +133,7 @@ void manual_clock::advance(duration d) {
   std::vector<state::waiter_ptr> due;
   {
     std::lock_guard lock(state_->mutex);
-    state_->now += d;
+    state_->now = detail::saturating_add(state_->now, d);
     due = state_->take_due_locked();
   }
   for (auto& w : due) state::complete(std::move(w), {});

@@ -135,3 +135,78 @@ CO_TEST_CASE(the_steady_clock_waits_on_a_real_timer) {
   auto r = co_await (std::move(op) || crew_test::yield_once());
   BOOST_TEST(r.index() == 1u);
 }
+
+// ---------------------------------------------------------------- the end of time
+
+BOOST_AUTO_TEST_CASE(advancing_a_manual_clock_by_duration_max_stops_at_the_end_of_time) {
+  using time_point = crew::clock::time_point;
+  using duration = crew::clock::duration;
+  crew::manual_clock clk;
+  clk.advance(duration::max());  // used to wrap now() around to a negative time
+  BOOST_TEST((clk.now() == time_point::max()));
+  clk.advance(duration::max());
+  BOOST_TEST((clk.now() == time_point::max()));
+  clk.advance(1ns);
+  BOOST_TEST((clk.now() == time_point::max()));
+  crew::manual_clock late{time_point::max() - 1s};
+  late.advance(2s);
+  BOOST_TEST((late.now() == time_point::max()));
+}
+
+BOOST_AUTO_TEST_CASE(a_manual_wait_for_duration_max_is_due_only_at_the_end_of_time) {
+  using time_point = crew::clock::time_point;
+  using duration = crew::clock::duration;
+  net::io_context ctx;
+  crew::manual_clock clk;
+  std::vector<int> done;
+  clk.async_wait_for(ctx.get_executor(), duration::max(), [&](boost::system::error_code ec) {
+    BOOST_TEST(!ec);
+    done.push_back(1);
+  });
+  clk.async_wait_for(ctx.get_executor(), duration::max() - 1ns, [&](boost::system::error_code ec) {
+    BOOST_TEST(!ec);
+    done.push_back(2);
+  });
+  ctx.poll();
+  BOOST_TEST(done.empty());  // used to be due at once: now() + d overflowed
+  BOOST_TEST(clk.pending() == 2u);
+  BOOST_TEST((clk.next_deadline() == time_point::max()));
+  clk.advance(24h * 365 * 200);
+  ctx.poll();
+  BOOST_TEST(done.empty());
+  clk.advance(duration::max());  // reaches time_point::max(): both are due now
+  ctx.poll();
+  BOOST_TEST(done == std::vector<int>({1, 2}));
+  BOOST_TEST(clk.pending() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_manual_wait_for_a_hugely_negative_duration_is_due_at_once) {
+  using time_point = crew::clock::time_point;
+  using duration = crew::clock::duration;
+  net::io_context ctx;
+  crew::manual_clock clk{time_point(-1h)};
+  int done = 0;
+  clk.async_wait_for(ctx.get_executor(), duration::min(), [&](boost::system::error_code ec) {
+    BOOST_TEST(!ec);
+    ++done;
+  });
+  clk.async_wait_for(ctx.get_executor(), duration::min() + 1ns, [&](boost::system::error_code ec) {
+    BOOST_TEST(!ec);
+    ++done;
+  });
+  BOOST_TEST(clk.pending() == 0u);
+  ctx.poll();
+  BOOST_TEST(done == 2);
+}
+
+CO_TEST_CASE(a_steady_wait_for_duration_max_never_completes_until_cancelled) {
+  auto ex = co_await net::this_coro::executor;
+  auto& clk = crew::clock::steady();
+  using namespace net::experimental::awaitable_operators;
+  for (auto const d : {crew::clock::duration::max(), crew::clock::duration::max() - 1ns}) {
+    auto op = clk.async_wait_for(ex, d, net::as_tuple(net::use_awaitable));
+    // The timer used to expire at once, its deadline having wrapped into the past.
+    auto r = co_await (std::move(op) || crew_test::yield_n(100));
+    BOOST_TEST(r.index() == 1u);
+  }
+}

@@ -247,3 +247,52 @@ CO_TEST_CASE_MT(loops_on_two_threads, 2) {
     BOOST_TEST(failures.load() > 0);
   }
 }
+
+// ---------------------------------------------------------------- huge durations
+
+CO_TEST_CASE(a_restart_delay_of_duration_max_starts_the_actor_once_then_waits) {
+  auto ex = co_await net::this_coro::executor;
+  crew::manual_clock clk;
+  auto options = virtual_time(clk);
+  options.restart_delay = crew::clock::duration::max();
+  crew::loop lp{ex, options};
+  int starts = 0;
+  lp.add(crew::execute([&]() -> net::awaitable<void> {
+    ++starts;
+    co_return;
+  }));
+  auto fut = lp.async_run(net::use_future);
+  co_await crew_test::yield_n(3000);
+  BOOST_TEST(starts == 1);  // used to start again at once, thousands of times
+  BOOST_TEST(clk.pending() == 1u);
+  BOOST_TEST((clk.next_deadline() == crew::clock::time_point::max()));
+  clk.advance(24h * 365 * 200);
+  co_await crew_test::yield_n(100);
+  BOOST_TEST(starts == 1);
+  lp.stop();
+  co_await crew_test::yield_until([&] { return ready(fut); });
+  BOOST_TEST(!outcome(fut));
+  BOOST_TEST(clk.pending() == 0u);
+}
+
+CO_TEST_CASE(a_backoff_of_duration_max_on_the_steady_clock_waits_after_a_failure) {
+  auto ex = co_await net::this_coro::executor;
+  crew::loop_options options;
+  options.backoff = crew::backoff::constant(crew::clock::duration::max());
+  crew::loop lp{ex, options};
+  int starts = 0;
+  int failures = 0;
+  lp.add(crew::execute([&]() -> net::awaitable<void> {
+           ++starts;
+           throw test_error(1);
+           co_return;
+         }),
+         crew::on_failure([&](std::exception_ptr) { ++failures; }));
+  auto fut = lp.async_run(net::use_future);
+  co_await crew_test::yield_n(3000);
+  BOOST_TEST(starts == 1);
+  BOOST_TEST(failures == 1);
+  lp.stop();
+  co_await crew_test::yield_until([&] { return ready(fut); });
+  BOOST_TEST(!outcome(fut));
+}

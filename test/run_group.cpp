@@ -598,3 +598,45 @@ CO_TEST_CASE_MT(interrupting_from_another_thread_while_actors_end, 2) {
     co_await crew_test::yield_until([&] { return interrupted.load(); });
   }
 }
+
+// ---------------------------------------------------------------- huge durations
+
+CO_TEST_CASE(a_shutdown_grace_just_below_duration_max_never_runs_out) {
+  auto ex = co_await net::this_coro::executor;
+  crew::manual_clock clk;
+  crew::run_group_options options;
+  options.shutdown_grace = crew::clock::duration::max() - 1ns;
+  options.clock = &clk;
+  crew::run_group rg{ex, options};
+  int cancellations = 0;
+  bool release = false;
+  rg.add(crew::execute([&]() -> net::awaitable<void> {
+           try {
+             co_await park();
+           } catch (boost::system::system_error const&) {
+             ++cancellations;
+           }
+           co_await net::this_coro::reset_cancellation_state();
+           co_await crew_test::yield_until([&] { return release; });
+         }),
+         crew::name("slow"));
+  rg.add(crew::execute([]() -> net::awaitable<void> {
+    co_await crew_test::yield_once();
+    throw test_error(1);
+  }));
+  auto fut = rg.async_run(net::use_future);
+  co_await crew_test::yield_until([&] { return cancellations == 1; });
+  co_await crew_test::yield_n(1000);
+  // The grace used to run out at once: now() + grace overflowed into the past.
+  BOOST_TEST(!ready(fut));
+  BOOST_TEST(cancellations == 1);
+  BOOST_TEST(clk.pending() == 1u);
+  BOOST_TEST((clk.next_deadline() == crew::clock::time_point::max()));
+  clk.advance(24h * 365 * 200);
+  co_await crew_test::yield_n(100);
+  BOOST_TEST(!ready(fut));
+  release = true;
+  co_await crew_test::yield_until([&] { return ready(fut); });
+  BOOST_TEST(error_number(outcome(fut)) == 1);  // the cause alone: nobody was late
+  BOOST_TEST(clk.pending() == 0u);
+}

@@ -1029,3 +1029,32 @@ CO_TEST_CASE(the_guides_example) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// ============================================================ huge durations
+
+CO_TEST_CASE(a_restart_delay_of_duration_max_waits_instead_of_restarting) {
+  auto ex = co_await net::this_coro::executor;
+  crew::manual_clock clk;
+  crew::supervisor_options options;
+  options.intensity = 3;
+  options.clock = &clk;
+  options.restart_delay = crew::backoff::constant(crew::clock::duration::max());
+  options.on_failure = [](crew::task_failure const&) {};
+  crew::supervisor sup{ex, options};
+  child_log log;
+  sup.add("flaky", recorder(log, "flaky", {1, 2, 3, 4, 5}));
+  outcome o;
+  sup.async_run(o.handler());
+  co_await yield_n(3000);
+  // The delay used to end at once, so the child ran until the intensity tripped.
+  BOOST_TEST(!o.done);
+  BOOST_TEST(log.runs["flaky"] == 1);
+  BOOST_TEST(clk.pending() == 1u);
+  BOOST_TEST((clk.next_deadline() == crew::clock::time_point::max()));
+  BOOST_TEST((sup.children()[0].state == crew::child_state::running));
+  sup.cancel();
+  while (!o.done) co_await yield_once();
+  BOOST_TEST(is_aborted(o.error));
+  BOOST_TEST(log.runs["flaky"] == 1);
+  BOOST_TEST(clk.pending() == 0u);
+}

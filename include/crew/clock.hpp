@@ -6,6 +6,7 @@
 #define CREW_CLOCK_HPP
 
 #include <crew/config.hpp>
+#include <crew/detail/duration.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
@@ -55,10 +56,13 @@ class clock {
         token, ex, deadline);
   }
 
-  /// As `async_wait_until(ex, now() + d, token)`.
+  /// As `async_wait_until(ex, now() + d, token)`, where the sum saturates: a `d` that
+  /// reaches past `time_point::max()`, such as `duration::max()`, waits until
+  /// cancelled.
   template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(boost::system::error_code)) CompletionToken>
   auto async_wait_for(net::any_io_executor const& ex, duration d, CompletionToken&& token) {
-    return async_wait_until(ex, now() + d, std::forward<CompletionToken>(token));
+    return async_wait_until(ex, detail::saturating_add(now(), d),
+                            std::forward<CompletionToken>(token));
   }
 
  protected:
@@ -72,8 +76,9 @@ class clock {
 
 /** A clock that stands still until the test moves it.
 
-    Waits complete, in deadline order, when `advance` moves the clock past their
-    deadline; each completion is posted to its handler's executor. A pending wait
+    Waits complete, in deadline order, when `advance` moves the clock to or past their
+    deadline; each completion is posted to its handler's executor. Time stops at
+    `time_point::max()`, the deadline of a wait for `duration::max()`. A pending wait
     keeps its executor busy, as a real timer does. All member functions may be
     called from any thread. The clock must outlive every wait on it.
 */
@@ -87,8 +92,8 @@ class manual_clock final : public clock {
 
   time_point now() const override;
 
-  /// Moves the clock forward by `d` and completes every wait now due.
-  /// @throws std::invalid_argument if `d` is negative.
+  /// Moves the clock forward by `d`, stopping at `time_point::max()`, and completes
+  /// every wait now due. @throws std::invalid_argument if `d` is negative.
   void advance(duration d);
 
   /// Moves the clock to the earliest pending deadline (if later than now) and
