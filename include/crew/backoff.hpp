@@ -15,7 +15,8 @@ namespace crew {
 /** Delays that grow by `multiplier` after each consecutive failure (cenkalti/backoff).
 
     The n-th delay is `initial * multiplier^(n-1)`, capped at `max`, then spread by
-    `jitter`: multiplied by a random factor in `[1 - jitter, 1 + jitter]`.
+    `jitter`: multiplied by a random factor in `[1 - jitter, 1 + jitter]`, and capped
+    at `max` again. It never overflows: however large n grows, it stays at `max`.
 */
 struct exponential_backoff {
   std::chrono::steady_clock::duration initial = std::chrono::milliseconds(100);
@@ -36,8 +37,9 @@ class backoff {
   /// No wait.
   backoff() noexcept = default;
 
-  /// @throws std::invalid_argument naming the field: a negative `initial` or `max`, a
-  /// `multiplier` below 1, or a `jitter` outside [0, 1].
+  /// @throws std::invalid_argument naming the field and its value: a negative `initial`
+  /// or `max`, a `multiplier` that is not a finite number of at least 1, or a `jitter`
+  /// that is not a number within [0, 1].
   backoff(exponential_backoff e);  // NOLINT: implicit on purpose
 
   /// The same wait every time. @throws std::invalid_argument if `d` is negative.
@@ -46,8 +48,9 @@ class backoff {
   /// No wait.
   static backoff none() noexcept { return {}; }
 
-  /// The wait after the `n`-th consecutive failure; `n` starts at 1. Jitter draws from
-  /// a per-thread random engine.
+  /// The wait after the `n`-th consecutive failure; `n` starts at 1. Never negative;
+  /// an exponential backoff's never exceeds its `max`. Jitter draws from a per-thread
+  /// random engine.
   duration delay(unsigned n) const;
 
   /// Whether this is `none()`.
