@@ -129,7 +129,7 @@ clock::time_point manual_clock::now() const {
 void manual_clock::advance(duration d) {
   if (d < duration::zero())
     throw std::invalid_argument("crew::manual_clock::advance: d is negative (" +
-                                std::to_string(d.count()) + " ticks)");
+                                detail::format_duration(d) + ")");
   std::vector<state::waiter_ptr> due;
   {
     std::lock_guard lock(state_->mutex);

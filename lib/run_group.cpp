@@ -2,6 +2,7 @@
 // crew — structured concurrency for Boost.Asio coroutines.
 // Distributed under the Boost Software License, Version 1.0.
 //
+#include <crew/detail/duration.hpp>
 #include <crew/detail/exception_cast.hpp>
 #include <crew/detail/failure.hpp>
 #include <crew/detail/run_core.hpp>
@@ -83,10 +84,6 @@ namespace detail {
 
 namespace {
 
-std::string milliseconds(clock::duration d) {
-  return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) + " ms";
-}
-
 struct run_cancellation {
   std::weak_ptr<run_core> core;
 
@@ -103,7 +100,7 @@ struct run_cancellation {
 void check_options(run_group_options const& o, char const* who) {
   if (o.shutdown_grace < clock::duration::zero())
     throw std::invalid_argument(std::string(who) + ": options.shutdown_grace is negative (" +
-                                milliseconds(o.shutdown_grace) + ")");
+                                format_duration(o.shutdown_grace) + ")");
 }
 
 run_core::run_core(net::any_io_executor ex, run_group_options const& o, std::vector<actor> actors,
@@ -269,7 +266,7 @@ void run_core::grace_ended(boost::system::error_code ec) {
     auto e = std::make_exception_ptr(boost::system::system_error(
         make_error_code(error::timed_out), "actor '" + actors_[i].name +
                                                "' still running after the shutdown grace of " +
-                                               milliseconds(grace_)));
+                                               format_duration(grace_)));
     report(i, e, true);
     auto f = make_failure(i, e, task_stage::execute);
     std::lock_guard lock(mutex_);

@@ -18,6 +18,8 @@
 
 #include <chrono>
 #include <future>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -209,4 +211,13 @@ CO_TEST_CASE(a_steady_wait_for_duration_max_never_completes_until_cancelled) {
     auto r = co_await (std::move(op) || crew_test::yield_n(100));
     BOOST_TEST(r.index() == 1u);
   }
+}
+
+BOOST_AUTO_TEST_CASE(a_negative_advance_is_refused_with_the_value_as_a_person_reads_it) {
+  crew::manual_clock clk;
+  BOOST_CHECK_EXCEPTION(
+      clk.advance(-1500ms), std::invalid_argument, [](std::invalid_argument const& e) {
+        BOOST_TEST_INFO(e.what());
+        return std::string(e.what()) == "crew::manual_clock::advance: d is negative (-1.5 s)";
+      });
 }

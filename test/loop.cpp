@@ -296,3 +296,15 @@ CO_TEST_CASE(a_backoff_of_duration_max_on_the_steady_clock_waits_after_a_failure
   co_await crew_test::yield_until([&] { return ready(fut); });
   BOOST_TEST(!outcome(fut));
 }
+
+BOOST_AUTO_TEST_CASE(a_negative_shutdown_grace_is_reported_as_given) {
+  net::io_context ctx;
+  crew::loop_options o;
+  o.shutdown_grace = -1ns;  // used to read "(0 ms)"
+  BOOST_CHECK_EXCEPTION((crew::loop{ctx.get_executor(), o}), std::invalid_argument,
+                        [](std::invalid_argument const& e) {
+                          BOOST_TEST_INFO(e.what());
+                          return std::string(e.what()) ==
+                                 "crew::loop: options.shutdown_grace is negative (-1 ns)";
+                        });
+}

@@ -361,7 +361,7 @@ CO_TEST_CASE(an_actor_that_ignores_cancellation_is_named_when_the_grace_runs_out
   }
   // on_failure heard about it when the grace ran out, not only at the end.
   BOOST_TEST_REQUIRE(reported.size() == 1u);
-  BOOST_TEST(reported[0].find("shutdown grace of 10000 ms") != std::string::npos);
+  BOOST_TEST(reported[0].find("shutdown grace of 10 s") != std::string::npos);
 }
 
 CO_TEST_CASE(actors_that_stop_in_time_leave_no_grace_timer_behind) {
@@ -639,4 +639,16 @@ CO_TEST_CASE(a_shutdown_grace_just_below_duration_max_never_runs_out) {
   co_await crew_test::yield_until([&] { return ready(fut); });
   BOOST_TEST(error_number(outcome(fut)) == 1);  // the cause alone: nobody was late
   BOOST_TEST(clk.pending() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_negative_shutdown_grace_is_reported_as_given) {
+  net::io_context ctx;
+  crew::run_group_options options;
+  options.shutdown_grace = -1ns;  // used to read "(0 ms)"
+  BOOST_CHECK_EXCEPTION((crew::run_group{ctx.get_executor(), options}), std::invalid_argument,
+                        [](auto const& e) {
+                          BOOST_TEST_INFO(e.what());
+                          return std::string(e.what()) ==
+                                 "crew::run_group: options.shutdown_grace is negative (-1 ns)";
+                        });
 }
