@@ -17,8 +17,8 @@ using duration = crew::backoff::duration;
 
 namespace {
 
-constexpr double inf = std::numeric_limits<double>::infinity();
-constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+constexpr double infinity = std::numeric_limits<double>::infinity();
+constexpr double not_a_number = std::numeric_limits<double>::quiet_NaN();
 constexpr auto years_200 = std::chrono::duration_cast<duration>(std::chrono::years(200));
 
 /// The message of the invalid_argument that `f` throws, or a note that it threw none.
@@ -146,21 +146,21 @@ BOOST_AUTO_TEST_CASE(constant_delays_including_duration_max) {
 
 BOOST_AUTO_TEST_CASE(non_finite_fields_are_refused_naming_the_field_and_the_value) {
   // An infinite multiplier used to pass, and then delays became NaN and negative.
-  BOOST_TEST(refusal({1s, inf, 30s, 0.0}) ==
+  BOOST_TEST(refusal({1s, infinity, 30s, 0.0}) ==
              "crew::exponential_backoff: multiplier must be a finite number of at least 1 "
              "(got inf)");
-  BOOST_TEST(refusal({0s, inf, 30s, 0.0}) ==
+  BOOST_TEST(refusal({0s, infinity, 30s, 0.0}) ==
              "crew::exponential_backoff: multiplier must be a finite number of at least 1 "
              "(got inf)");
-  BOOST_TEST(refusal({1s, -inf, 30s, 0.0}) ==
+  BOOST_TEST(refusal({1s, -infinity, 30s, 0.0}) ==
              "crew::exponential_backoff: multiplier must be a finite number of at least 1 "
              "(got -inf)");
-  BOOST_TEST(refusal({1s, nan, 30s, 0.0}) ==
+  BOOST_TEST(refusal({1s, not_a_number, 30s, 0.0}) ==
              "crew::exponential_backoff: multiplier must be a finite number of at least 1 "
              "(got nan)");
-  BOOST_TEST(refusal({1s, 2.0, 30s, nan}) ==
+  BOOST_TEST(refusal({1s, 2.0, 30s, not_a_number}) ==
              "crew::exponential_backoff: jitter must be a number within [0, 1] (got nan)");
-  BOOST_TEST(refusal({1s, 2.0, 30s, inf}) ==
+  BOOST_TEST(refusal({1s, 2.0, 30s, infinity}) ==
              "crew::exponential_backoff: jitter must be a number within [0, 1] (got inf)");
 }
 
