@@ -2,14 +2,14 @@
 // crew — structured concurrency for Boost.Asio coroutines.
 // Distributed under the Boost Software License, Version 1.0.
 //
-#include <crew/detail/exception_cast.hpp>
+// A loop is a run group whose actors are driven by this policy over the restart driver
+// instead of the run-once one: every start of an actor is a crew task (named after the
+// actor, spawned where it was added), and the actor ends only when the loop stops.
+//
+#include <crew/detail/duration.hpp>
 #include <crew/detail/failure.hpp>
+#include <crew/detail/restart.hpp>
 #include <crew/loop.hpp>
-
-#include <boost/asio/error.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
 #include <stdexcept>
@@ -26,66 +26,68 @@ struct loop_settings {
 
 namespace {
 
-void report_iteration(loop_settings const& s, actor const& a, std::exception_ptr e) {
-  if (a.on_failure) {
-    try {
-      a.on_failure(e);
-      return;
-    } catch (...) {
-      e = std::current_exception();
-    }
-  }
-  task_failure f;
-  f.name = a.name;
-  f.trace = throw_site_trace(e);
-  f.exception = std::move(e);
-  f.stage = a.on_failure ? task_stage::handler : task_stage::execute;
-  report_failure("loop", s.name, "had a failure nobody handled", std::move(f));
-}
+class loop_policy final : public restart_policy {
+ public:
+  loop_policy(actor const& a, source_location site, std::shared_ptr<loop_settings const> s,
+              std::function<void(std::uint64_t)> on_start)
+      : actor_(a), site_(site), settings_(std::move(s)), on_start_(std::move(on_start)) {}
 
-net::awaitable<void> restart_loop(std::shared_ptr<actor const> a,
-                                  std::shared_ptr<loop_settings const> s) {
-  auto ex = co_await net::this_coro::executor;
-  auto& clk = s->clock ? *s->clock : clock::steady();
-  unsigned failures = 0;
-  for (;;) {
-    std::exception_ptr e;
-    try {
-      co_await a->execute();
-    } catch (...) {
-      e = std::current_exception();
-    }
-    auto state = co_await net::this_coro::cancellation_state;
-    if (state.cancelled() != net::cancellation_type::none) {
-      // Stopped. An operation_aborted is the stop's doing; anything else is a real
-      // failure of this last iteration.
-      if (e && !is_operation_aborted(e)) report_iteration(*s, *a, e);
-      co_return;
-    }
-    auto delay = s->restart_delay;
-    if (e) {
-      ++failures;
-      report_iteration(*s, *a, e);
-      delay = std::max(delay, s->backoff.delay(failures));
-    } else {
-      failures = 0;
-    }
-    if (delay > clock::duration::zero())
-      co_await clk.async_wait_for(ex, delay, net::use_awaitable);
-    else
-      co_await net::post(ex, net::use_awaitable);
+  task_body make_run(std::size_t, task_spec& spec) override {
+    spec.name = actor_.name;
+    spec.site = site_;
+    return void_function([this] { return actor_.execute(); });
   }
-}
+
+  void run_started(task_node const& t) override {
+    if (on_start_) on_start_(t.id_);
+  }
+
+  restart_decision next(run_outcome&& o) override {
+    if (o.what == run_outcome::kind::failure) report(std::move(*o.failure));
+    if (o.stopping) return restart_decision::stop();
+    auto delay = settings_->restart_delay;
+    if (o.what == run_outcome::kind::failure)
+      delay = std::max(delay, settings_->backoff.delay(++failures_));
+    else
+      failures_ = 0;
+    return restart_decision::restart(delay);
+  }
+
+  std::exception_ptr stopped() override { return nullptr; }
+
+ private:
+  /// Every failed iteration goes to the actor's on_failure, or to the failure path.
+  void report(task_failure f) {
+    if (actor_.on_failure) {
+      try {
+        actor_.on_failure(f.exception);
+        return;
+      } catch (...) {
+        f = make_failure(f, std::current_exception(), task_stage::handler);
+      }
+    }
+    report_failure("loop", settings_->name, "had a failure nobody handled", std::move(f));
+  }
+
+  actor const& actor_;  // the run's copy, which outlives its drivers
+  source_location site_;
+  std::shared_ptr<loop_settings const> settings_;
+  std::function<void(std::uint64_t)> on_start_;
+  unsigned failures_ = 0;
+};
 
 }  // namespace
 
+std::unique_ptr<restart_policy> make_loop_policy(actor const& a, source_location site,
+                                                 std::shared_ptr<loop_settings const> settings,
+                                                 std::function<void(std::uint64_t)> on_start) {
+  return std::make_unique<loop_policy>(a, site, std::move(settings), std::move(on_start));
+}
+
 std::shared_ptr<loop_settings const> make_loop_settings(loop_options const& o) {
   if (o.restart_delay < clock::duration::zero())
-    throw std::invalid_argument(
-        "crew::loop: options.restart_delay is negative (" +
-        std::to_string(
-            std::chrono::duration_cast<std::chrono::milliseconds>(o.restart_delay).count()) +
-        " ms)");
+    throw std::invalid_argument("crew::loop: options.restart_delay is negative (" +
+                                format_duration(o.restart_delay) + ")");
   return std::make_shared<loop_settings const>(
       loop_settings{o.restart_delay, o.backoff, o.clock, o.name});
 }
@@ -95,24 +97,7 @@ run_group_options run_options_of(loop_options const& o) {
   r.shutdown_grace = o.shutdown_grace;
   r.clock = o.clock;
   r.name = o.name;
-  check_options(r, "crew::loop");
   return r;
-}
-
-actor loop_actor(actor a, std::shared_ptr<loop_settings const> const& settings) {
-  if (!a.execute)
-    throw std::invalid_argument("crew::loop::add: the actor '" + a.name +
-                                "' has no execute function");
-  actor wrapped;
-  wrapped.name = a.name;
-  wrapped.interrupt = a.interrupt;
-  wrapped.on_failure = a.on_failure;  // hears of an actor outliving the shutdown grace
-  // Failures of iterations are reported by the restart loop; the wrapper ends only
-  // when it is stopped.
-  wrapped.execute = [inner = std::make_shared<actor const>(std::move(a)), settings] {
-    return restart_loop(inner, settings);
-  };
-  return wrapped;
 }
 
 }  // namespace crew::detail

@@ -5,14 +5,15 @@
 #include <crew/detail/duration.hpp>
 #include <crew/detail/exception_cast.hpp>
 #include <crew/detail/failure.hpp>
-#include <crew/detail/run_core.hpp>
+#include <crew/detail/handler.hpp>
+#include <crew/detail/restart.hpp>
+#include <crew/loop.hpp>
 #include <crew/run_group.hpp>
-#include <crew/task_group.hpp>
 
-#include <boost/asio/append.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -32,19 +33,39 @@ std::vector<int> default_signals() {
 
 namespace {
 
-// The executor of the run whose actors are being started on this thread. Actors are
-// made (execute() is called) when the run starts, inside async_run's initiation; the
-// signal actor registers its signals right then, so that a signal sent once the run
-// has started is never met by the default, fatal disposition.
-thread_local net::any_io_executor const* starting_run_executor = nullptr;
+/// A signals actor's registration, made when its run starts and taken by the actor's
+/// body, which owns it until it ends.
+class signal_registration {
+ public:
+  explicit signal_registration(std::vector<int> signos) : signos_(std::move(signos)) {}
+
+  void prepare(net::any_io_executor const& ex) {
+    auto set = make(ex);
+    std::lock_guard lock(mutex_);
+    prepared_ = std::move(set);
+  }
+
+  std::unique_ptr<net::signal_set> take() {
+    std::lock_guard lock(mutex_);
+    return std::move(prepared_);
+  }
+
+  std::unique_ptr<net::signal_set> make(net::any_io_executor const& ex) const {
+    auto set = std::make_unique<net::signal_set>(ex);
+    for (int s : signos_) set->add(s);
+    return set;
+  }
+
+ private:
+  std::vector<int> const signos_;
+  std::mutex mutex_;
+  std::unique_ptr<net::signal_set> prepared_;
+};
 
 net::awaitable<void> wait_for_signals(std::unique_ptr<net::signal_set> set,
-                                      std::vector<int> signos) {
-  if (!set) {  // not made by a starting run
-    auto ex = co_await net::this_coro::executor;
-    set = std::make_unique<net::signal_set>(ex);
-    for (int s : signos) set->add(s);
-  }
+                                      std::shared_ptr<signal_registration> registration) {
+  // Not prepared by a starting run (a restart): it registers now.
+  if (!set) set = registration->make(co_await net::this_coro::executor);
   // The set is the registration: it ends with the actor, and with it the handling.
   auto [ec, signo] = co_await set->async_wait(net::as_tuple(net::use_awaitable));
   if (ec) throw boost::system::system_error(ec, "crew::signals");
@@ -63,16 +84,11 @@ actor signals(std::vector<int> signos) {
       throw std::invalid_argument("crew::signals: signal " + std::to_string(s) +
                                   " cannot be caught");
   }
+  auto registration = std::make_shared<signal_registration>(std::move(signos));
   actor a;
   a.name = "signals";
-  a.execute = [signos = std::move(signos)] {
-    std::unique_ptr<net::signal_set> set;
-    if (starting_run_executor) {
-      set = std::make_unique<net::signal_set>(*starting_run_executor);
-      for (int s : signos) set->add(s);
-    }
-    return wait_for_signals(std::move(set), signos);
-  };
+  a.prepare = [registration](net::any_io_executor const& ex) { registration->prepare(ex); };
+  a.execute = [registration] { return wait_for_signals(registration->take(), registration); };
   return a;
 }
 
@@ -82,43 +98,100 @@ actor signals(std::initializer_list<int> signos) {
 
 namespace detail {
 
-namespace {
+/** One run of a run group (or a loop): one restart driver per actor (the run-once
+    policy, or the loop's), the interrupt, the grace period, and the result.
 
-struct run_cancellation {
-  std::weak_ptr<run_core> core;
-
-  void operator()(net::cancellation_type type) const {
-    if (type == net::cancellation_type::none) return;
-    if (auto c = core.lock())
-      c->interrupt(std::make_exception_ptr(
-          boost::system::system_error(net::error::operation_aborted, "run cancelled")));
+    The run completes once two things happened, in either order: every actor returned
+    (its driver completed) and the interrupt callbacks ran. A mutex guards the
+    bookkeeping; it is never held while user code runs.
+*/
+class run_core : public std::enable_shared_from_this<run_core> {
+ public:
+  run_core(net::any_io_executor ex, run_group_options const& o,
+           std::shared_ptr<loop_settings const> loop, char const* kind,
+           std::vector<actor_entry> actors, run_handler handler)
+      : ex_(plain_executor(ex)),
+        clock_(o.clock ? *o.clock : clock::steady()),
+        grace_(o.shutdown_grace),
+        name_(o.name),
+        kind_(kind),
+        loop_(std::move(loop)),
+        actors_(std::move(actors)),
+        ids_(actors_.size(), 0),
+        running_(actors_.size(), true),
+        left_(actors_.size()) {
+    handler_.emplace(std::move(handler), ex_);
   }
+
+  void start();
+  void interrupt(std::exception_ptr cause) noexcept;
+  bool finished() const noexcept { return finished_.load(std::memory_order_acquire); }
+  void cancel_key(std::uint64_t, net::cancellation_type) noexcept {
+    interrupt(std::make_exception_ptr(
+        boost::system::system_error(net::error::operation_aborted, "run cancelled")));
+  }
+
+ private:
+  std::unique_ptr<restart_policy> policy_of(std::size_t i, std::exception_ptr failed);
+  void actor_returned(std::size_t i, std::exception_ptr e);
+  void report(std::size_t i, std::exception_ptr e, bool in_result);
+  task_failure failure_of_actor(std::size_t i, std::exception_ptr e, task_stage stage) const;
+  void stop_actors() noexcept;
+  void run_interrupts();
+  void grace_ended(boost::system::error_code ec);
+  void finish();
+  void complete(std::exception_ptr result);
+
+  net::any_io_executor ex_;
+  clock& clock_;
+  clock::duration grace_;
+  std::string name_;
+  char const* kind_;
+  std::shared_ptr<loop_settings const> loop_;
+  std::vector<actor_entry> const actors_;
+  std::vector<std::shared_ptr<restart_driver>> drivers_;  // set by start, then read-only
+
+  mutable std::mutex mutex_;
+  std::vector<std::uint64_t> ids_;  // each actor's latest task id
+  std::vector<bool> running_;
+  std::size_t left_;  // actors that have not returned
+  bool interrupted_ = false;
+  bool interrupts_done_ = false;
+  bool grace_pending_ = false;
+  std::exception_ptr cause_;
+  std::size_t cause_actor_ = static_cast<std::size_t>(-1);
+  std::vector<task_failure> late_;   // actors still running when the grace ran out
+  std::vector<task_failure> extra_;  // callbacks that threw
+  net::cancellation_signal grace_signal_;
+
+  std::optional<stored_handler<void(std::exception_ptr)>> handler_;
+  std::atomic<bool> finished_{false};
 };
 
-}  // namespace
-
-void check_options(run_group_options const& o, char const* who) {
-  if (o.shutdown_grace < clock::duration::zero())
-    throw std::invalid_argument(std::string(who) + ": options.shutdown_grace is negative (" +
-                                format_duration(o.shutdown_grace) + ")");
+std::unique_ptr<restart_policy> run_core::policy_of(std::size_t i, std::exception_ptr failed) {
+  auto on_start = [weak = weak_from_this(), i](std::uint64_t id) {
+    if (auto self = weak.lock()) {
+      std::lock_guard lock(self->mutex_);
+      self->ids_[i] = id;
+    }
+  };
+  auto const& [a, site] = actors_[i];
+  if (failed) {
+    // The actor returns with what its preparation threw, as its first run.
+    auto rethrow = [failed]() -> net::awaitable<void> { std::rethrow_exception(failed); };
+    return make_once_policy(task_factory::make(std::move(rethrow), "crew::run_group"), a.name, site,
+                            std::move(on_start));
+  }
+  if (loop_) return make_loop_policy(a, site, loop_, std::move(on_start));
+  return make_once_policy(task_factory::make(a.execute, "crew::run_group"), a.name, site,
+                          std::move(on_start));
 }
 
-run_core::run_core(net::any_io_executor ex, run_group_options const& o, std::vector<actor> actors,
-                   run_handler handler, char const* owner)
-    : ex_(std::move(ex)),
-      clock_(o.clock ? *o.clock : clock::steady()),
-      grace_(o.shutdown_grace),
-      name_(o.name),
-      owner_(owner),
-      actors_(std::move(actors)),
-      group_(ex_),
-      running_(actors_.size(), true),
-      handler_(std::move(handler)) {}
-
 void run_core::start() {
-  auto slot = net::get_associated_cancellation_slot(*handler_);
+  auto slot = net::get_associated_cancellation_slot(handler_->handler());
   if (slot.is_connected())
-    slot.template emplace<run_cancellation>(run_cancellation{weak_from_this()});
+    slot.template emplace<keyed_cancellation<run_core>>(
+        keyed_cancellation<run_core>{weak_from_this(), 0});
   if (actors_.empty()) {
     {
       std::lock_guard lock(mutex_);  // interrupt() may come from another thread
@@ -127,53 +200,38 @@ void run_core::start() {
     complete(nullptr);
     return;
   }
-  // Every actor is made before any starts; one whose execute() throws has returned
-  // with that, at once.
-  std::vector<std::pair<std::optional<net::awaitable<void>>, std::exception_ptr>> bodies(
-      actors_.size());
-  auto const outer = std::exchange(starting_run_executor, &ex_);
+  // Every actor is prepared (crew::signals registers here) before any starts.
+  std::vector<std::exception_ptr> failed(actors_.size());
   for (std::size_t i = 0; i < actors_.size(); ++i) {
     try {
-      bodies[i].first.emplace(actors_[i].execute());
+      if (actors_[i].a.prepare) actors_[i].a.prepare(ex_);
     } catch (...) {
-      bodies[i].second = std::current_exception();
+      failed[i] = std::current_exception();
     }
   }
-  starting_run_executor = outer;
-  for (std::size_t i = 0; i < actors_.size(); ++i) {
-    spawn_options so;
-    so.name = actors_[i].name;
-    group_.spawn(actor_body(shared_from_this(), i, std::move(bodies[i].first), bodies[i].second),
-                 std::move(so));
-  }
-  group_.async_wait([self = shared_from_this()](std::exception_ptr e) { self->returned_all(e); });
+  for (std::size_t i = 0; i < actors_.size(); ++i)
+    drivers_.push_back(std::make_shared<restart_driver>(
+        ex_, clock_, policy_of(i, failed[i]), kind_, name_,
+        run_handler([self = shared_from_this(), i](std::exception_ptr e) {
+          self->actor_returned(i, std::move(e));
+        })));
+  for (auto const& d : drivers_) d->start();
 }
 
-net::awaitable<void> run_core::actor_body(std::shared_ptr<run_core> self, std::size_t i,
-                                          std::optional<net::awaitable<void>> body,
-                                          std::exception_ptr failed) {
-  std::exception_ptr e = failed;
-  if (body) {
-    try {
-      co_await std::move(*body);
-    } catch (...) {
-      e = std::current_exception();
-    }
+task_failure run_core::failure_of_actor(std::size_t i, std::exception_ptr e,
+                                        task_stage stage) const {
+  if (i >= actors_.size()) return make_failure(0, std::string(), {}, std::move(e), stage);
+  std::uint64_t id;
+  {
+    std::lock_guard lock(mutex_);
+    id = ids_[i];
   }
-  self->actor_returned(i, std::move(e));
-}
-
-task_failure run_core::make_failure(std::size_t i, std::exception_ptr e, task_stage stage) const {
-  task_failure f;
-  if (i < actors_.size()) f.name = actors_[i].name;
-  f.trace = throw_site_trace(e);
-  f.exception = std::move(e);
-  f.stage = stage;
-  return f;
+  return make_failure(id, actors_[i].a.name, actors_[i].site, std::move(e), stage);
 }
 
 void run_core::actor_returned(std::size_t i, std::exception_ptr e) {
   bool first = false;
+  bool done = false;
   {
     std::lock_guard lock(mutex_);
     running_[i] = false;
@@ -183,24 +241,28 @@ void run_core::actor_returned(std::size_t i, std::exception_ptr e) {
       cause_ = e;
       cause_actor_ = i;
     }
+    done = --left_ == 0 && interrupts_done_;
+    // The grace timer is still pending: abort it, so that the run's end does not wait.
+    if (left_ == 0 && grace_pending_) grace_signal_.emit(net::cancellation_type::terminal);
   }
   // Once the run is interrupted, an operation_aborted is the interrupt's doing.
   if (e && (first || !is_operation_aborted(e))) report(i, e, first);
   if (first) net::post(ex_, [self = shared_from_this()] { self->run_interrupts(); });
+  if (done) finish();
 }
 
 void run_core::report(std::size_t i, std::exception_ptr e, bool in_result) {
-  if (auto const& h = actors_[i].on_failure) {
+  if (auto const& h = actors_[i].a.on_failure) {
     try {
       h(e);
     } catch (...) {
-      auto f = make_failure(i, std::current_exception(), task_stage::handler);
+      auto f = failure_of_actor(i, std::current_exception(), task_stage::handler);
       std::lock_guard lock(mutex_);
       extra_.push_back(std::move(f));
     }
   } else if (!in_result) {
-    report_failure(owner_, name_, "had a failure nobody handled",
-                   make_failure(i, std::move(e), task_stage::execute));
+    report_failure(kind_, name_, "had a failure nobody handled",
+                   failure_of_actor(i, std::move(e), task_stage::execute));
   }
 }
 
@@ -218,6 +280,10 @@ void run_core::interrupt(std::exception_ptr cause) noexcept {
   }
 }
 
+void run_core::stop_actors() noexcept {
+  for (auto const& d : drivers_) d->stop(net::cancellation_type::terminal);
+}
+
 void run_core::run_interrupts() {
   std::exception_ptr cause;
   {
@@ -225,21 +291,21 @@ void run_core::run_interrupts() {
     cause = cause_;
   }
   for (std::size_t i = actors_.size(); i-- > 0;) {
-    if (!actors_[i].interrupt) continue;
+    if (!actors_[i].a.interrupt) continue;
     try {
-      actors_[i].interrupt(cause);
+      actors_[i].a.interrupt(cause);
     } catch (...) {
-      auto f = make_failure(i, std::current_exception(), task_stage::handler);
+      auto f = failure_of_actor(i, std::current_exception(), task_stage::handler);
       std::lock_guard lock(mutex_);
       extra_.push_back(std::move(f));
     }
   }
-  group_.cancel(net::cancellation_type::terminal);
+  stop_actors();
   bool done = false;
   {
     std::lock_guard lock(mutex_);
     interrupts_done_ = true;
-    done = all_returned_;
+    done = left_ == 0;
     if (!done && grace_ != clock::duration::max()) {
       grace_pending_ = true;
       clock_.async_wait_for(
@@ -258,38 +324,22 @@ void run_core::grace_ended(boost::system::error_code ec) {
   {
     std::lock_guard lock(mutex_);
     grace_pending_ = false;
-    if (ec || all_returned_) return;
+    grace_signal_.slot().clear();
+    if (ec || left_ == 0) return;
     for (std::size_t i = 0; i < actors_.size(); ++i)
       if (running_[i]) late.push_back(i);
   }
   for (std::size_t i : late) {
     auto e = std::make_exception_ptr(boost::system::system_error(
-        make_error_code(error::timed_out), "actor '" + actors_[i].name +
+        make_error_code(error::timed_out), "actor '" + actors_[i].a.name +
                                                "' still running after the shutdown grace of " +
                                                format_duration(grace_)));
     report(i, e, true);
-    auto f = make_failure(i, e, task_stage::execute);
+    auto f = failure_of_actor(i, e, task_stage::execute);
     std::lock_guard lock(mutex_);
     late_.push_back(std::move(f));
   }
-  group_.cancel(net::cancellation_type::terminal);
-}
-
-void run_core::returned_all(std::exception_ptr e) {
-  bool done = false;
-  {
-    std::lock_guard lock(mutex_);
-    all_returned_ = true;
-    if (e) {
-      // Only a failure of crew's own wrapper could land here; keep it.
-      extra_.push_back(make_failure(actors_.size(), std::move(e), task_stage::execute));
-    }
-    // The timer is still pending (grace_ended has not run): abort it, so that the
-    // run's end does not wait for it.
-    if (grace_pending_) grace_signal_.emit(net::cancellation_type::terminal);
-    done = interrupts_done_;
-  }
-  if (done) finish();
+  stop_actors();  // cancelled again
 }
 
 void run_core::finish() {
@@ -300,7 +350,12 @@ void run_core::finish() {
       result = cause_;
     } else {
       std::vector<task_failure> all;
-      if (cause_) all.push_back(make_failure(cause_actor_, cause_, task_stage::execute));
+      if (cause_) {
+        auto const i = cause_actor_;
+        all.push_back(i < actors_.size()
+                          ? make_failure(ids_[i], actors_[i].a.name, actors_[i].site, cause_)
+                          : make_failure(0, std::string(), {}, cause_));
+      }
       for (auto& f : late_) all.push_back(std::move(f));
       for (auto& f : extra_) all.push_back(std::move(f));
       late_.clear();
@@ -315,30 +370,93 @@ void run_core::complete(std::exception_ptr result) {
   auto h = std::move(*handler_);
   handler_.reset();
   finished_.store(true, std::memory_order_release);
-  complete_at_once(ex_, std::move(h), std::move(result));
+  h.post(std::move(result));
 }
 
-void interrupt_run(run_core& core, std::exception_ptr cause) noexcept {
-  core.interrupt(std::move(cause));
+// ---------------------------------------------------------------- run_group_state
+
+namespace {
+
+/// "crew::run_group" for the kind "run group".
+std::string api_name(char const* kind) {
+  std::string s = std::string("crew::") + kind;
+  for (auto& c : s)
+    if (c == ' ') c = '_';
+  return s;
 }
 
-bool run_in_progress(std::weak_ptr<run_core> const& core) noexcept {
-  auto c = core.lock();
-  return c && !c->finished();
+}  // namespace
+
+run_group_state::run_group_state(run_group_options options,
+                                 std::shared_ptr<loop_settings const> loop)
+    : options_(std::move(options)), loop_(std::move(loop)), kind_(loop_ ? "loop" : "run group") {
+  if (options_.shutdown_grace < clock::duration::zero())
+    throw std::invalid_argument(api_name(kind_) + ": options.shutdown_grace is negative (" +
+                                format_duration(options_.shutdown_grace) + ")");
 }
 
-void complete_at_once(net::any_io_executor const& ex, run_handler handler, std::exception_ptr e) {
-  net::post(ex, net::append(std::move(handler), std::move(e)));
+run_group_state::~run_group_state() {
+  std::shared_ptr<run_core> core;
+  {
+    std::lock_guard lock(mutex_);
+    core = running_.lock();
+  }
+  if (core)
+    core->interrupt(std::make_exception_ptr(boost::system::system_error(
+        make_error_code(error::shut_down), api_name(kind_) + " destroyed while running")));
 }
 
-std::shared_ptr<run_core> make_run(net::any_io_executor const& ex, run_group_options const& options,
-                                   std::vector<actor> const& actors, run_handler handler,
-                                   char const* owner) {
-  return std::make_shared<run_core>(ex, options, actors, std::move(handler), owner);
+void run_group_state::add(actor a, source_location site) {
+  if (!a.execute)
+    throw std::invalid_argument(api_name(kind_) + "::add: the actor '" + a.name +
+                                "' has no execute function");
+  std::lock_guard lock(mutex_);
+  if (auto c = running_.lock(); c && !c->finished())
+    throw boost::system::system_error(make_error_code(error::already_running),
+                                      api_name(kind_) + "::add: the group is running");
+  if (a.name.empty()) a.name = "actor " + std::to_string(actors_.size() + 1);
+  actors_.push_back(actor_entry{std::move(a), site});
 }
 
-void start_run(run_core& core) {
-  core.start();
+std::size_t run_group_state::size() const {
+  std::lock_guard lock(mutex_);
+  return actors_.size();
+}
+
+void run_group_state::interrupt() {
+  std::shared_ptr<run_core> core;
+  {
+    std::lock_guard lock(mutex_);
+    core = running_.lock();
+    if (!core || core->finished()) {
+      interrupt_pending_ = true;
+      return;
+    }
+  }
+  core->interrupt(nullptr);
+}
+
+void run_group_state::run(net::any_io_executor const& ex, run_handler handler) {
+  // Once the run started it may complete, and its awaiter resume and destroy the group,
+  // on another thread: nothing below touches `this` after start.
+  std::shared_ptr<run_core> core;
+  bool interrupt_now = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (auto c = running_.lock(); !c || c->finished()) {
+      core = std::make_shared<run_core>(ex, options_, loop_, kind_, actors_, std::move(handler));
+      running_ = core;
+      interrupt_now = std::exchange(interrupt_pending_, false);
+    }
+  }
+  if (!core) {
+    stored_handler<void(std::exception_ptr)>(std::move(handler), ex)
+        .post(std::make_exception_ptr(boost::system::system_error(
+            make_error_code(error::already_running), "crew::run_group::async_run")));
+    return;
+  }
+  core->start();
+  if (interrupt_now) core->interrupt(nullptr);
 }
 
 }  // namespace detail

@@ -182,13 +182,17 @@ class node_impl final : public task_node {
     alloc.deallocate(self, 1);
   }
 
-  static void start(task_node* n) noexcept {
+  static void start(task_node* n, bool continuation) noexcept {
     auto* self = static_cast<node_impl*>(n);
     launcher l{std::move(*self->thread_), self};
     self->thread_.reset();
     try {
-      net::execution::execute(net::require(self->inner_, net::execution::blocking.never),
-                              section_function<launcher>(self, std::move(l)));
+      auto ex = net::require(self->inner_, net::execution::blocking.never);
+      if (continuation)
+        net::execution::execute(net::prefer(ex, net::execution::relationship.continuation),
+                                section_function<launcher>(self, std::move(l)));
+      else
+        net::execution::execute(ex, section_function<launcher>(self, std::move(l)));
     } catch (...) {
       // Posting allocates; without memory the task can neither run nor report.
       std::terminate();
@@ -251,6 +255,18 @@ bool make_if(net::any_io_executor const& ex, task_owner& owner, task_body& body,
 }
 
 }  // namespace
+
+net::any_io_executor plain_executor(net::any_io_executor const& ex) {
+  using io = net::io_context::executor_type;
+  using pool = net::thread_pool::executor_type;
+  if (auto const* p = ex.target<task_executor<io>>()) return p->get_inner_executor();
+  if (auto const* p = ex.target<task_executor<net::strand<io>>>()) return p->get_inner_executor();
+  if (auto const* p = ex.target<task_executor<pool>>()) return p->get_inner_executor();
+  if (auto const* p = ex.target<task_executor<net::strand<pool>>>()) return p->get_inner_executor();
+  if (auto const* p = ex.target<task_executor<net::any_io_executor>>())
+    return p->get_inner_executor();
+  return ex;
+}
 
 task_node* make_task(task_owner& owner, net::any_io_executor const& ex, task_body body,
                      task_spec spec) {

@@ -172,7 +172,7 @@ struct group_core::after_unlock {
 
 group_core::group_core(net::any_io_executor ex, task_group_options const& o, char const* kind)
     : task_owner(kind, o.name),
-      ex_(std::move(ex)),
+      ex_(plain_executor(ex)),
       limit_(o.limit),
       failures_(o.keep_failures),
       on_failure_(o.on_failure),

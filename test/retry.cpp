@@ -7,6 +7,7 @@
 //
 #define BOOST_TEST_MODULE crew_retry
 #include <crew/retry.hpp>
+#include <crew/task_group.hpp>  // the tests run retries inside groups
 
 #include "co_test.hpp"
 #include "test_util.hpp"

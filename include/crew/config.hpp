@@ -18,10 +18,16 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
 
+#include <cstddef>
+
 namespace crew {
 
 /// The namespace alias crew's documentation uses for Boost.Asio.
 namespace net = boost::asio;
+
+/// A limit that is no limit: a task group's `limit` or `keep_failures`, a retry's
+/// `max_attempts`.
+inline constexpr std::size_t unlimited = static_cast<std::size_t>(-1);
 
 }  // namespace crew
 

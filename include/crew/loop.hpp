@@ -31,9 +31,13 @@ struct loop_options {
 };
 
 namespace detail {
-struct loop_settings;
-/// The actor that runs `a` again each time it returns, until it is cancelled.
-actor loop_actor(actor a, std::shared_ptr<loop_settings const> const& settings);
+class restart_policy;
+/// The policy that restarts a loop's actor (lib/loop.cpp); `on_start` hears each
+/// run's task id.
+std::unique_ptr<restart_policy> make_loop_policy(actor const& a, source_location site,
+                                                 std::shared_ptr<loop_settings const> settings,
+                                                 std::function<void(std::uint64_t)> on_start);
+/// @throws std::invalid_argument naming the field if an option is out of range.
 std::shared_ptr<loop_settings const> make_loop_settings(loop_options const& options);
 run_group_options run_options_of(loop_options const& options);
 }  // namespace detail
@@ -64,8 +68,7 @@ class basic_loop {
 
   /// @throws std::invalid_argument if `restart_delay` or `shutdown_grace` is negative.
   basic_loop(executor_type const& ex, loop_options options)
-      : settings_(detail::make_loop_settings(options)),
-        group_(ex, detail::run_options_of(options)) {}
+      : group_(ex, detail::run_options_of(options), detail::make_loop_settings(options)) {}
 
   template <class ExecutionContext>
   requires std::is_convertible_v<ExecutionContext&, net::execution_context&>
@@ -76,16 +79,19 @@ class basic_loop {
 
   executor_type get_executor() const noexcept { return group_.get_executor(); }
 
-  /// Adds an actor; as `run_group::add`.
-  void add(actor a) { group_.add(detail::loop_actor(std::move(a), settings_)); }
+  /// Adds an actor; as `run_group::add`. Each of its runs is a crew task, spawned at
+  /// `site` (the caller's location by default).
+  void add(actor a, source_location site = source_location::current()) {
+    group_.add(std::move(a), site);
+  }
 
   /// Adds an actor made of `crew::execute(f)` and optionally `crew::interrupt(g)`,
   /// `crew::on_failure(h)` and `crew::name(n)`.
   template <class... Parts>
-  requires(sizeof...(Parts) >= 1) void add(Parts&&... parts) {
-    actor a;
-    (detail::add_part(a, std::decay_t<Parts>(std::forward<Parts>(parts))), ...);
-    add(std::move(a));
+  requires(sizeof...(Parts) >= 1 &&
+           (!std::is_same_v<std::decay_t<Parts>, actor> && ...)) void add(Parts&&... parts) {
+    auto [a, site] = detail::make_actor(std::forward<Parts>(parts)...);
+    add(std::move(a), site);
   }
 
   std::size_t size() const { return group_.size(); }
@@ -119,7 +125,6 @@ class basic_loop {
   void stop() { group_.interrupt(); }
 
  private:
-  std::shared_ptr<detail::loop_settings const> settings_;
   basic_run_group<Executor> group_;
 };
 

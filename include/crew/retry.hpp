@@ -8,9 +8,9 @@
 #include <crew/backoff.hpp>
 #include <crew/clock.hpp>
 #include <crew/config.hpp>
+#include <crew/detail/task_shape.hpp>
 #include <crew/error.hpp>
 #include <crew/source_location.hpp>
-#include <crew/task_group.hpp>
 
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -84,9 +84,9 @@ class retrier {
       @throws std::invalid_argument naming `d` if `d` is negative; the retry is then
       stopped, so that the exception ends it rather than being retried.
   */
-  void set_delay(duration d);
+  void set_delay(duration d);  // lib/retry.cpp
 
-  /// The time since the first attempt started, on the operation's clock.
+  /// The time since the operation started, on the operation's clock.
   duration elapsed() const { return clock_->now() - start_; }
 
   /// The previous attempt's failure; null during the first attempt.
@@ -124,16 +124,17 @@ concept retry_executor = net::execution::executor<E> || net::is_executor<E>::val
     the operation was cancelled, the attempt called `stop()`, `retry_if` rejects the
     failure, it was attempt `max_attempts`, or the next wait would end past
     `max_elapsed`; otherwise it waits (`set_delay`, else the backoff) and tries again.
-    Attempts run as one crew task on `ex`, never inside this call.
+    Each attempt is a crew task on `ex`, named "attempt N" and spawned at `site`, a
+    child of the task that called async_retry; none runs inside this call.
 
     @param ex The executor the attempts run on.
     @param fn The attempt function (see `crew::retry_attempt`); moved or copied into
     the operation, which keeps it alive until the last attempt ended.
-    @param site Defaults to the caller's location; it is the spawn site of the failures
-    reported with `all_failures`.
+    @param site Defaults to the caller's location; it is the spawn site of the attempts.
 
     @throws std::invalid_argument naming the field, before anything starts, if
-    `options.max_attempts` is 0 or `options.max_elapsed` is negative.
+    `options.max_attempts` is 0 or `options.max_elapsed` is negative; naming `fn` if it
+    is a null function pointer or an empty std::function.
 
     @par Completion signature
     `void(std::exception_ptr)`: null when an attempt succeeded; else the last attempt's

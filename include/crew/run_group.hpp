@@ -7,7 +7,9 @@
 
 #include <crew/clock.hpp>
 #include <crew/config.hpp>
+#include <crew/detail/task_shape.hpp>
 #include <crew/error.hpp>
+#include <crew/source_location.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
@@ -41,12 +43,17 @@ struct actor {
   std::function<void(std::exception_ptr)> interrupt{};
   /// Optional: called for each failure of this actor.
   std::function<void(std::exception_ptr)> on_failure{};
+  /// Optional: called once when a run starts, inside the call that starts it and before
+  /// any actor runs, with the run's executor. `crew::signals` registers its signals
+  /// here, so that a signal sent once the run has started is caught.
+  std::function<void(net::any_io_executor const&)> prepare{};
 };
 
 namespace detail {
 template <class F>
 struct execute_part {
   F f;
+  source_location site;
 };
 template <class F>
 struct interrupt_part {
@@ -65,10 +72,13 @@ struct name_part {
     `awaitable<boost::system::error_code>` (a non-zero code is a failure). Its
     coroutine is cancelled through its own cancellation signal when the run is
     interrupted. The callable is kept until the run ends, so a lambda may capture.
+
+    @param site Defaults to the caller's location, the actor's spawn site in failures.
 */
 template <class F>
-detail::execute_part<std::decay_t<F>> execute(F&& f) {
-  return {std::forward<F>(f)};
+detail::execute_part<std::decay_t<F>> execute(F&& f,
+                                              source_location site = source_location::current()) {
+  return {std::forward<F>(f), site};
 }
 
 /// Called, on the run group's executor, with the cause when the run is interrupted.
@@ -97,8 +107,9 @@ std::vector<int> default_signals();
 
 /** An actor that waits for one of `signos` and ends with `crew::signal_received`.
 
-    It registers the signals with a `signal_set` when it starts and releases them when
-    it ends, so the default disposition is back once the run is over.
+    It registers the signals with a `signal_set` when its run starts (`actor::prepare`)
+    and releases them when it ends, so the default disposition is back once the run is
+    over. Started again (by a loop or a supervisor), it registers when it starts.
     @throws std::invalid_argument if `signos` is empty or holds an invalid number.
 */
 actor signals(std::vector<int> signos);
@@ -118,23 +129,72 @@ struct run_group_options {
 
 namespace detail {
 class run_core;
+struct loop_settings;
 using run_handler = net::any_completion_handler<void(std::exception_ptr)>;
-/// Validates the options; names the run group kind in the message.
-void check_options(run_group_options const& o, char const* who);
-/// Prepares a run of `actors` (copied) that completes `handler` when it is over.
-std::shared_ptr<run_core> make_run(net::any_io_executor const& ex, run_group_options const& options,
-                                   std::vector<actor> const& actors, run_handler handler,
-                                   char const* owner);
-/// Starts the run: spawns its actors.
-void start_run(run_core& core);
-/// Interrupts a run with `cause`, as if an actor had returned with it.
-void interrupt_run(run_core& core, std::exception_ptr cause) noexcept;
-/// Whether the run is still going: it has not yet handed its result to its handler.
-bool run_in_progress(std::weak_ptr<run_core> const& core) noexcept;
-/// Posts `handler(e)` through `ex`.
-void complete_at_once(net::any_io_executor const& ex, run_handler handler, std::exception_ptr e);
+
+/// An actor as added, with where it was added.
+struct actor_entry {
+  actor a;
+  source_location site;
+};
+
+/// What a run group, and a loop (a run group whose actors restart), keep: compiled in lib/.
+class run_group_state {
+ public:
+  /// @throws std::invalid_argument naming the field if an option is out of range.
+  run_group_state(run_group_options options, std::shared_ptr<loop_settings const> loop = nullptr);
+  run_group_state(run_group_state const&) = delete;
+  run_group_state& operator=(run_group_state const&) = delete;
+  /// Interrupts a run in progress with crew::error::shut_down.
+  ~run_group_state();
+
+  /// @throws std::invalid_argument if `a.execute` is empty; system_error with
+  /// already_running while a run is in progress.
+  void add(actor a, source_location site);
+  std::size_t size() const;
+  void interrupt();
+  /// Starts a run of the actors that completes `handler`; a second one completes it with
+  /// already_running.
+  void run(net::any_io_executor const& ex, run_handler handler);
+
+ private:
+  run_group_options const options_;
+  std::shared_ptr<loop_settings const> const loop_;
+  char const* const kind_;
+  mutable std::mutex mutex_;
+  std::vector<actor_entry> actors_;
+  std::weak_ptr<run_core> running_;
+  bool interrupt_pending_ = false;
+};
+
 template <class F>
-std::function<net::awaitable<void>()> make_execute(F&& f);
+void add_part(actor& a, source_location& site, execute_part<F>&& p) {
+  if (a.execute) throw std::invalid_argument("crew::run_group::add: two crew::execute parts");
+  a.execute = make_void_factory(std::move(p.f), "crew::execute");
+  site = p.site;
+}
+
+inline void add_part(actor& a, source_location&, name_part&& p) {
+  a.name = std::move(p.name);
+}
+
+template <class F>
+void add_part(actor& a, source_location&, interrupt_part<F>&& p) {
+  a.interrupt = std::move(p.f);
+}
+
+template <class F>
+void add_part(actor& a, source_location&, on_failure_part<F>&& p) {
+  a.on_failure = std::move(p.f);
+}
+
+/// Builds the actor the parts describe, and where its `crew::execute` was called.
+template <class... Parts>
+std::pair<actor, source_location> make_actor(Parts&&... parts) {
+  std::pair<actor, source_location> out;
+  (add_part(out.first, out.second, std::decay_t<Parts>(std::forward<Parts>(parts))), ...);
+  return out;
+}
 }  // namespace detail
 
 /** Actors that run together and stop together: Go's oklog/run, for Asio coroutines.
@@ -157,10 +217,11 @@ class basic_run_group {
     using other = basic_run_group<OtherExecutor>;
   };
 
-  explicit basic_run_group(executor_type const& ex);
+  explicit basic_run_group(executor_type const& ex) : basic_run_group(ex, run_group_options{}) {}
 
   /// @throws std::invalid_argument if `options.shutdown_grace` is negative.
-  basic_run_group(executor_type const& ex, run_group_options options);
+  basic_run_group(executor_type const& ex, run_group_options options)
+      : ex_(ex), state_(std::move(options)) {}
 
   template <class ExecutionContext>
   requires std::is_convertible_v<ExecutionContext&, net::execution_context&>
@@ -169,25 +230,34 @@ class basic_run_group {
 
   /// Interrupts a run in progress (cause: `crew::error::shut_down`) and returns at
   /// once; the run's state lives until its actors have returned.
-  ~basic_run_group();
+  ~basic_run_group() = default;
 
   basic_run_group(basic_run_group const&) = delete;
   basic_run_group& operator=(basic_run_group const&) = delete;
 
   executor_type get_executor() const noexcept { return ex_; }
 
-  /// Adds an actor. @throws boost::system::system_error with `crew::error::already_running`
-  /// while a run is in progress; std::invalid_argument if `a.execute` is empty.
-  void add(actor a);
+  /** Adds an actor. @throws boost::system::system_error with `crew::error::already_running`
+      while a run is in progress; std::invalid_argument if `a.execute` is empty.
+      @param site Defaults to the caller's location, the actor's spawn site in failures.
+  */
+  void add(actor a, source_location site = source_location::current()) {
+    state_.add(std::move(a), site);
+  }
 
   /** Adds an actor made of `crew::execute(f)` and, in any order, optionally
-      `crew::interrupt(g)`, `crew::on_failure(h)` and `crew::name(n)`.
+      `crew::interrupt(g)`, `crew::on_failure(h)` and `crew::name(n)`. Its spawn site is
+      where `crew::execute` was called.
   */
   template <class... Parts>
-  requires(sizeof...(Parts) >= 1) void add(Parts&&... parts);
+  requires(sizeof...(Parts) >= 1 &&
+           (!std::is_same_v<std::decay_t<Parts>, actor> && ...)) void add(Parts&&... parts) {
+    auto [a, site] = detail::make_actor(std::forward<Parts>(parts)...);
+    state_.add(std::move(a), site);
+  }
 
   /// The number of actors added.
-  std::size_t size() const;
+  std::size_t size() const { return state_.size(); }
 
   /** Runs every actor until the first returns, then interrupts the rest and waits.
 
@@ -207,7 +277,10 @@ class basic_run_group {
   */
   template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(std::exception_ptr))
                 CompletionToken BOOST_ASIO_DEFAULT_COMPLETION_TOKEN_TYPE(executor_type)>
-  auto async_run(CompletionToken&& token BOOST_ASIO_DEFAULT_COMPLETION_TOKEN(executor_type));
+  auto async_run(CompletionToken&& token BOOST_ASIO_DEFAULT_COMPLETION_TOKEN(executor_type)) {
+    return net::async_initiate<CompletionToken, void(std::exception_ptr)>(initiate_run(*this),
+                                                                          token);
+  }
 
   /// `co_await rg.run()`: rethrows the cause.
   template <class AwaitableExecutor = net::any_io_executor>
@@ -218,22 +291,40 @@ class basic_run_group {
   /// Interrupts the run in progress as if an actor had returned normally (the cause
   /// is `nullptr`). With no run in progress, the next run is interrupted as soon as
   /// it has started.
-  void interrupt();
+  void interrupt() { state_.interrupt(); }
 
  private:
+  template <class>
+  friend class basic_loop;
+
+  basic_run_group(executor_type const& ex, run_group_options options,
+                  std::shared_ptr<detail::loop_settings const> loop)
+      : ex_(ex), state_(std::move(options), std::move(loop)) {}
+
+  /// The initiation of async_run, as Asio's own initiations are.
+  class initiate_run {
+   public:
+    using executor_type = Executor;
+    explicit initiate_run(basic_run_group& g) noexcept : group_(&g) {}
+    executor_type get_executor() const noexcept { return group_->ex_; }
+
+    template <class Handler>
+    void operator()(Handler&& handler) const {
+      group_->state_.run(net::any_io_executor(group_->ex_),
+                         detail::run_handler(std::forward<Handler>(handler)));
+    }
+
+   private:
+    basic_run_group* group_;
+  };
+
   executor_type ex_;
-  run_group_options options_;
-  mutable std::mutex mutex_;
-  std::vector<actor> actors_;
-  std::weak_ptr<detail::run_core> running_;
-  bool interrupt_pending_ = false;
+  detail::run_group_state state_;
 };
 
 /// A run group on `any_io_executor`.
 using run_group = basic_run_group<>;
 
 }  // namespace crew
-
-#include <crew/impl/run_group.hpp>
 
 #endif

@@ -35,9 +35,6 @@ enum class failure_policy {
   cancel_on_first,
 };
 
-/// A limit that is no limit.
-inline constexpr std::size_t unlimited = static_cast<std::size_t>(-1);
-
 /** Options of a task group. Designated initializers keep call sites readable. */
 struct task_group_options {
   failure_policy policy = failure_policy::collect_all;

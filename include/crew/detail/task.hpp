@@ -135,8 +135,9 @@ class task_node {
 
   task_owner* owner() const noexcept { return owner_; }
 
-  /// Posts the task's first section; called once, after the owner admitted it.
-  void start() noexcept { ops_->start(this); }
+  /// Posts the task's first section; called once, after the owner admitted it. A
+  /// `continuation` of the handler running now (a restart) goes after it, on this thread.
+  void start(bool continuation = false) noexcept { ops_->start(this, continuation); }
 
   /// Drops a task that was never started, such as a withdrawn async_spawn.
   void discard() noexcept { ops_->discard(this); }
@@ -160,7 +161,7 @@ class task_node {
  protected:
   struct operations {
     void (*destroy)(task_node*) noexcept;
-    void (*start)(task_node*) noexcept;
+    void (*start)(task_node*, bool continuation) noexcept;
     void (*discard)(task_node*) noexcept;
   };
 
@@ -220,6 +221,10 @@ struct task_spec {
   /// The spawning task's id; 0 takes the current task's (see current_task()).
   std::uint64_t parent_id = 0;
 };
+
+/// `ex` without the task executor that wraps it when it is a task's executor (`co_await
+/// this_coro::executor` inside a task): what an owner made inside a task runs on.
+net::any_io_executor plain_executor(net::any_io_executor const& ex);
 
 /** The task layer's launcher: makes the task that runs `body` on `ex`, owned by
     `owner`, not started yet: the owner admits it, then calls start() or discard().

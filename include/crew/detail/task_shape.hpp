@@ -33,16 +33,16 @@ namespace crew::detail {
 template <class Signature>
 class unique_function;
 
-/// A move-only `std::function<R()>`: holds callables that cannot be copied, such as a
-/// lambda owning a unique_ptr. Small callables live inside it.
-template <class R>
-class unique_function<R()> {
+/// A move-only `std::function`: holds callables that cannot be copied, such as a lambda
+/// owning a unique_ptr. Small callables live inside it.
+template <class R, class... Args>
+class unique_function<R(Args...)> {
  public:
   unique_function() noexcept = default;
 
   template <class F>
   requires(!std::is_same_v<std::decay_t<F>, unique_function> &&
-           std::is_invocable_r_v<R, std::decay_t<F>&>) unique_function(F&& f) {
+           std::is_invocable_r_v<R, std::decay_t<F>&, Args...>) unique_function(F&& f) {
     using stored = std::decay_t<F>;
     if constexpr (fits<stored>) {
       ::new (static_cast<void*>(&buffer_)) stored(std::forward<F>(f));
@@ -70,11 +70,11 @@ class unique_function<R()> {
 
   explicit operator bool() const noexcept { return table_ != nullptr; }
 
-  R operator()() { return table_->call(&buffer_); }
+  R operator()(Args... args) { return table_->call(&buffer_, std::forward<Args>(args)...); }
 
  private:
   struct table {
-    R (*call)(void*);
+    R (*call)(void*, Args&&...);
     void (*move)(void* from, void* to) noexcept;
     void (*destroy)(void*) noexcept;
   };
@@ -87,7 +87,9 @@ class unique_function<R()> {
       alignof(std::max_align_t) % alignof(F) == 0 && std::is_nothrow_move_constructible_v<F>;
 
   template <class F>
-  static constexpr table inline_table{[](void* p) -> R { return (*static_cast<F*>(p))(); },
+  static constexpr table inline_table{[](void* p, Args&&... args) -> R {
+                                        return (*static_cast<F*>(p))(std::forward<Args>(args)...);
+                                      },
                                       [](void* from, void* to) noexcept {
                                         ::new (to) F(std::move(*static_cast<F*>(from)));
                                         static_cast<F*>(from)->~F();
@@ -96,7 +98,9 @@ class unique_function<R()> {
 
   template <class F>
   static constexpr table heap_table{
-      [](void* p) -> R { return (**static_cast<F**>(p))(); },
+      [](void* p, Args&&... args) -> R {
+        return (**static_cast<F**>(p))(std::forward<Args>(args)...);
+      },
       [](void* from, void* to) noexcept { *static_cast<F**>(to) = *static_cast<F**>(from); },
       [](void* p) noexcept { delete *static_cast<F**>(p); }};
 
