@@ -153,6 +153,9 @@ void restart_driver::act(restart_decision d, bool abandoned) noexcept {
           break;
         case restart_decision::kind::hold:
           state_ = state::held;
+          // Under the lock: whoever hears of the hold and resumes or stops the driver
+          // finds it held, and the policy is never called twice at once.
+          policy_->held();
           return;
         case restart_decision::kind::restart:
           if (d.delay > clock::duration::zero()) {

@@ -375,7 +375,7 @@ CO_TEST_CASE(exceeding_the_intensity_cancels_the_children_and_fails_upward_namin
   BOOST_TEST(exceeded->intensity() == 2u);
   BOOST_TEST((exceeded->period() == 5s));
   BOOST_TEST(
-      contains(exceeded->what(), "supervisor 'app': child 'flaky' exceeded 2 restarts in 5s"));
+      contains(exceeded->what(), "supervisor 'app': child 'flaky' exceeded 2 restarts in 5 s"));
   BOOST_TEST(contains(exceeded->what(), "last failure: test error 3"));
   // Then the child's last failure, with its own identity.
   BOOST_TEST(failures[1].name == "flaky");
@@ -399,7 +399,7 @@ CO_TEST_CASE(intensity_zero_allows_no_restart) {
   auto [e] = co_await sup.async_run(net::as_tuple(net::use_awaitable));
   auto const failures = failures_of(e);
   BOOST_REQUIRE_EQUAL(failures.size(), 1u);
-  BOOST_TEST(contains(failures[0].what(), "exceeded 0 restarts in 5s"));
+  BOOST_TEST(contains(failures[0].what(), "exceeded 0 restarts in 5 s"));
   BOOST_TEST(contains(failures[0].what(), "returned normally"));
   BOOST_TEST(runs == 1);
 }
@@ -458,7 +458,7 @@ CO_TEST_CASE(the_restart_window_slides_in_virtual_time) {
     auto const failures = failures_of(o.error);
     BOOST_REQUIRE_EQUAL(failures.size(), 2u);
     BOOST_TEST(failures[0].name == "fast");
-    BOOST_TEST(contains(failures[0].what(), "exceeded 2 restarts in 10s"));
+    BOOST_TEST(contains(failures[0].what(), "exceeded 2 restarts in 10 s"));
   }
 }
 
@@ -961,11 +961,11 @@ BOOST_AUTO_TEST_CASE(bad_options_and_children_are_invalid_arguments_naming_the_v
   net::io_context ctx;
   auto const zero = invalid_argument_of([&] { crew::supervisor sup{ctx, {.period = 0s}}; });
   BOOST_TEST(contains(zero, "options.period"));
-  BOOST_TEST(contains(zero, "0s"));
+  BOOST_TEST(contains(zero, "0 s"));
   auto const negative = invalid_argument_of([&] {
     crew::supervisor sup{ctx, {.period = -1500ms}};
   });
-  BOOST_TEST(contains(negative, "-1500ms"));
+  BOOST_TEST(contains(negative, "-1.5 s"));
   auto const strategy = invalid_argument_of([&] {
     crew::supervisor sup{ctx, {.strategy = static_cast<crew::restart_strategy>(7)}};
   });

@@ -8,10 +8,12 @@
 #include <crew/backoff.hpp>
 #include <crew/clock.hpp>
 #include <crew/config.hpp>
+#include <crew/detail/task_shape.hpp>
 #include <crew/error.hpp>
+#include <crew/run_group.hpp>
 #include <crew/source_location.hpp>
-#include <crew/task_group.hpp>
 
+#include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -41,7 +43,7 @@ enum class restart {
 };
 
 /// "permanent", "transient" or "temporary".
-inline char const* to_string(restart r) noexcept;
+char const* to_string(restart r) noexcept;
 
 /** Which children a supervisor restarts when one of them must be restarted. */
 enum class restart_strategy {
@@ -55,7 +57,7 @@ enum class restart_strategy {
 };
 
 /// "one_for_one", "one_for_all" or "rest_for_one".
-inline char const* to_string(restart_strategy s) noexcept;
+char const* to_string(restart_strategy s) noexcept;
 
 /** Options of one child of a supervisor. */
 struct child_options {
@@ -101,7 +103,7 @@ enum class child_state {
 };
 
 /// "idle", "running", "stopping", "restarting" or "ended".
-inline char const* to_string(child_state s) noexcept;
+char const* to_string(child_state s) noexcept;
 
 /** A snapshot of one child, as `basic_supervisor::children()` returns it. */
 struct child_info {
@@ -135,8 +137,22 @@ class restart_intensity_exceeded : public std::runtime_error {
 };
 
 namespace detail {
-template <class Executor>
 class supervisor_core;
+using supervisor_handler = net::any_completion_handler<void(std::exception_ptr)>;
+
+/// The state of a supervisor, compiled in lib/supervisor.cpp.
+std::shared_ptr<supervisor_core> make_supervisor(net::any_io_executor const& ex,
+                                                 supervisor_options options);
+/// @throws std::invalid_argument if `name` is empty or taken, or `restart` is invalid.
+void add_child(supervisor_core& core, std::string name, task_factory factory, restart r,
+               source_location site,
+               std::function<void(net::any_io_executor const&)> prepare = nullptr);
+void run_supervisor(std::shared_ptr<supervisor_core> const& core, supervisor_handler handler);
+void cancel_supervisor(supervisor_core& core) noexcept;
+void shut_down_supervisor(supervisor_core& core) noexcept;
+bool supervisor_running(supervisor_core const& core) noexcept;
+std::size_t supervisor_size(supervisor_core const& core) noexcept;
+std::vector<child_info> supervisor_children(supervisor_core const& core);
 }  // namespace detail
 
 /** A supervisor: runs named child tasks and restarts them as their restart mode and
@@ -144,7 +160,7 @@ class supervisor_core;
 
     A child is a name, a factory (a callable returning `awaitable<void>` or
     `awaitable<boost::system::error_code>`, called again for every start) and a
-    restart mode. Each child runs as a crew task in a group of its own, so it can be
+    restart mode. Each start of a child is a crew task of its own, so it can be
     cancelled alone. An `operation_aborted` that ends a child the supervisor cancelled
     is a cancellation, never a failure.
 
@@ -171,11 +187,12 @@ class basic_supervisor {
   };
 
   /// A one_for_one supervisor allowing 3 restarts in 5 seconds.
-  explicit basic_supervisor(executor_type const& ex);
+  explicit basic_supervisor(executor_type const& ex) : basic_supervisor(ex, supervisor_options{}) {}
 
   /// @throws std::invalid_argument if `options.period` is not positive or
   /// `options.strategy` is not a `restart_strategy`.
-  basic_supervisor(executor_type const& ex, supervisor_options options);
+  basic_supervisor(executor_type const& ex, supervisor_options options)
+      : ex_(ex), state_(detail::make_supervisor(net::any_io_executor(ex), std::move(options))) {}
 
   /// A supervisor on the context's executor.
   template <class ExecutionContext>
@@ -191,10 +208,19 @@ class basic_supervisor {
   basic_supervisor(basic_supervisor&& other) noexcept = default;
 
   /// Cancels this supervisor's run (as the destructor does), then takes over `other`.
-  basic_supervisor& operator=(basic_supervisor&& other) noexcept;
+  basic_supervisor& operator=(basic_supervisor&& other) noexcept {
+    if (this != &other) {
+      if (state_) detail::shut_down_supervisor(*state_);
+      ex_ = std::move(other.ex_);
+      state_ = std::move(other.state_);
+    }
+    return *this;
+  }
 
   /// Cancels the run in progress, if any, and returns at once.
-  ~basic_supervisor();
+  ~basic_supervisor() {
+    if (state_) detail::shut_down_supervisor(*state_);
+  }
 
   executor_type get_executor() const noexcept { return ex_; }
 
@@ -205,15 +231,47 @@ class basic_supervisor {
       `awaitable<boost::system::error_code>` (a non-zero code is a failure). It is
       called for every start, always from the child's own task.
       @param site Defaults to the caller's location.
-      @throws std::invalid_argument if `name` is empty or taken, or `factory` is empty.
+      @throws std::invalid_argument if `name` is empty or taken, or `factory` is a null
+      function pointer or an empty std::function.
   */
   template <class Factory>
-  void add(std::string name, Factory&& factory, source_location site = source_location::current());
+  void add(std::string name, Factory&& factory, source_location site = source_location::current()) {
+    add(std::move(name), std::forward<Factory>(factory), child_options{}, site);
+  }
 
   /// Adds a child with its own restart mode.
   template <class Factory>
   void add(std::string name, Factory&& factory, child_options options,
-           source_location site = source_location::current());
+           source_location site = source_location::current()) {
+    auto& core = state();
+    detail::task_factory f;
+    try {
+      f = detail::task_factory::make(std::forward<Factory>(factory), "crew::supervisor::add");
+    } catch (std::invalid_argument const&) {
+      throw std::invalid_argument("crew::supervisor::add: the factory of child \"" + name +
+                                  "\" is empty");
+    }
+    detail::add_child(core, std::move(name), std::move(f), options.restart, site);
+  }
+
+  /** Adds an actor as a child, named after it: its `execute` is the factory, and its
+      `prepare` (with which `crew::signals` registers) runs when a run starts, or at
+      once while one is in progress. Its `interrupt` and `on_failure` must be empty:
+      a supervisor stops children by cancelling them, and reports through
+      `supervisor_options::on_failure`.
+      @throws std::invalid_argument if `a.name` or `a.execute` is empty, or `a.interrupt`
+      or `a.on_failure` is set.
+  */
+  void add(actor a, child_options options = {}, source_location site = source_location::current()) {
+    auto& core = state();
+    if (a.interrupt || a.on_failure)
+      throw std::invalid_argument("crew::supervisor::add: the actor '" + a.name +
+                                  "' has an interrupt or on_failure, which a child cannot have");
+    detail::add_child(core, a.name,
+                      detail::task_factory::make(std::move(a.execute),
+                                                 "crew::supervisor::add: the actor's execute"),
+                      options.restart, site, std::move(a.prepare));
+  }
 
   /** Starts every child and supervises them until none is left to run.
 
@@ -239,7 +297,10 @@ class basic_supervisor {
   */
   template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(std::exception_ptr))
                 CompletionToken BOOST_ASIO_DEFAULT_COMPLETION_TOKEN_TYPE(executor_type)>
-  auto async_run(CompletionToken&& token BOOST_ASIO_DEFAULT_COMPLETION_TOKEN(executor_type));
+  auto async_run(CompletionToken&& token BOOST_ASIO_DEFAULT_COMPLETION_TOKEN(executor_type)) {
+    return net::async_initiate<CompletionToken, void(std::exception_ptr)>(initiate_run(*this),
+                                                                          token);
+  }
 
   /// `co_await sup.run()`: the awaitable form of async_run; throws what it reports.
   template <class AwaitableExecutor = net::any_io_executor>
@@ -250,29 +311,49 @@ class basic_supervisor {
   /// Cancels the run in progress, as cancelling async_run does. With no run in
   /// progress (or one initiated whose body has not started yet), the next run is
   /// cancelled as soon as it starts.
-  void cancel();
+  void cancel() { detail::cancel_supervisor(state()); }
 
   /// Whether a run is in progress.
-  bool running() const noexcept;
+  bool running() const noexcept { return state_ && detail::supervisor_running(*state_); }
 
   /// The number of children added.
-  std::size_t size() const noexcept;
+  std::size_t size() const noexcept { return state_ ? detail::supervisor_size(*state_) : 0; }
 
   /// A snapshot of every child, in the order they were added.
-  std::vector<child_info> children() const;
+  std::vector<child_info> children() const { return detail::supervisor_children(state()); }
 
  private:
-  detail::supervisor_core<Executor>& state() const;
+  /// The initiation of async_run, as Asio's own initiations are.
+  class initiate_run {
+   public:
+    using executor_type = Executor;
+    explicit initiate_run(basic_supervisor const& s) : ex_(s.ex_), core_(s.state_) {
+      s.state();  // throws if moved from
+    }
+    executor_type get_executor() const noexcept { return ex_; }
+
+    template <class Handler>
+    void operator()(Handler&& handler) const {
+      detail::run_supervisor(core_, detail::supervisor_handler(std::forward<Handler>(handler)));
+    }
+
+   private:
+    executor_type ex_;
+    std::shared_ptr<detail::supervisor_core> core_;
+  };
+
+  detail::supervisor_core& state() const {
+    if (!state_) throw std::logic_error("crew::supervisor: the supervisor was moved from");
+    return *state_;
+  }
 
   executor_type ex_;
-  std::shared_ptr<detail::supervisor_core<Executor>> state_;
+  std::shared_ptr<detail::supervisor_core> state_;
 };
 
 /// A supervisor on `any_io_executor`.
 using supervisor = basic_supervisor<>;
 
 }  // namespace crew
-
-#include <crew/impl/supervisor.hpp>
 
 #endif

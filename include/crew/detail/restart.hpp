@@ -83,6 +83,10 @@ class restart_policy {
 
   /// What the driver completes with when it was stopped between runs (waiting or held).
   virtual std::exception_ptr stopped() = 0;
+
+  /// The driver holds, as `next` said: only now may someone else `resume` it. Called
+  /// under the driver's lock: it must not call the driver.
+  virtual void held() {}
 };
 
 /** Drives a job's runs until its policy says stop, then completes its handler once, with
@@ -112,7 +116,8 @@ class restart_driver final : public task_owner,
   /// policy again (outcome cancelled). Nothing happens while held or stopped.
   void interrupt_run() noexcept;
 
-  /// Goes on after a hold as `d` says. Ignored unless held.
+  /// Goes on after a hold as `d` says, before it returns (a run is spawned, or a wait
+  /// started). Ignored unless held.
   void resume(restart_decision d) noexcept;
 
   /// For keyed_cancellation: the handler's slot was emitted.
