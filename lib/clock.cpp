@@ -3,6 +3,7 @@
 // Distributed under the Boost Software License, Version 1.0.
 //
 #include <crew/clock.hpp>
+#include <crew/detail/handler.hpp>
 
 #include <boost/asio/append.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
@@ -48,14 +49,13 @@ clock& clock::steady() noexcept {
 
 // ---------------------------------------------------------------- manual_clock
 
-struct manual_clock::state {
-  using work_executor = decltype(net::prefer(std::declval<net::any_io_executor const&>(),
-                                             net::execution::outstanding_work.tracked));
+struct manual_clock::state : std::enable_shared_from_this<state> {
   struct waiter {
+    waiter(time_point d, std::uint64_t s, wait_handler&& h, net::any_io_executor const& ex)
+        : deadline(d), seq(s), handler(std::move(h), ex) {}
     time_point deadline;
     std::uint64_t seq;
-    work_executor work;
-    wait_handler handler;
+    detail::stored_handler<void(boost::system::error_code)> handler;
   };
 
   // any_completion_handler must never be move-assigned (Asio 1.26 recurses), so
@@ -67,11 +67,7 @@ struct manual_clock::state {
   std::uint64_t next_seq = 0;
   std::vector<waiter_ptr> waiters;  // unordered; few at a time
 
-  static void complete(waiter_ptr w, boost::system::error_code ec) {
-    // post() hands the handler on to its own associated executor.
-    auto ex = std::move(w->work);
-    net::post(ex, net::append(std::move(w->handler), ec));
-  }
+  static void complete(waiter_ptr w, boost::system::error_code ec) { w->handler.post(ec); }
 
   // Takes the waiters due at `now`, in deadline then arrival order.
   std::vector<waiter_ptr> take_due_locked() {
@@ -86,25 +82,17 @@ struct manual_clock::state {
     return due;
   }
 
-  // Installed in a wait's cancellation slot; harmless once the wait completed.
-  struct cancellation {
-    std::weak_ptr<state> weak;
-    std::uint64_t seq;
-
-    void operator()(net::cancellation_type type) {
-      if (type == net::cancellation_type::none) return;
-      auto st = weak.lock();
-      if (!st) return;
-      std::unique_lock lock(st->mutex);
-      auto it = std::find_if(st->waiters.begin(), st->waiters.end(),
-                             [&](waiter_ptr const& w) { return w->seq == seq; });
-      if (it == st->waiters.end()) return;
-      auto w = std::move(*it);
-      st->waiters.erase(it);
-      lock.unlock();
-      complete(std::move(w), net::error::operation_aborted);
-    }
-  };
+  // A wait's cancellation (keyed_cancellation): harmless once the wait completed.
+  void cancel_key(std::uint64_t seq, net::cancellation_type) {
+    std::unique_lock lock(mutex);
+    auto it = std::find_if(waiters.begin(), waiters.end(),
+                           [&](waiter_ptr const& w) { return w->seq == seq; });
+    if (it == waiters.end()) return;
+    auto w = std::move(*it);
+    waiters.erase(it);
+    lock.unlock();
+    complete(std::move(w), net::error::operation_aborted);
+  }
 };
 
 manual_clock::manual_clock(time_point start) : state_(std::make_shared<state>()) {
@@ -170,15 +158,16 @@ clock::time_point manual_clock::next_deadline() const {
 void manual_clock::do_async_wait(net::any_io_executor const& ex, time_point deadline,
                                  wait_handler handler) {
   auto slot = net::get_associated_cancellation_slot(handler);
-  auto w = std::make_unique<state::waiter>(state::waiter{
-      deadline, 0, net::prefer(ex, net::execution::outstanding_work.tracked), std::move(handler)});
+  std::uint64_t seq;
   {
     std::lock_guard lock(state_->mutex);
-    w->seq = state_->next_seq++;
+    seq = state_->next_seq++;
   }
+  auto w = std::make_unique<state::waiter>(deadline, seq, std::move(handler), ex);
   // The slot is the initiator's: fill it before another thread can complete the wait.
   if (slot.is_connected())
-    slot.template emplace<state::cancellation>(state::cancellation{state_, w->seq});
+    slot.template emplace<detail::keyed_cancellation<state>>(
+        detail::keyed_cancellation<state>{state_, seq});
   std::unique_lock lock(state_->mutex);
   if (deadline > state_->now) {
     state_->waiters.push_back(std::move(w));

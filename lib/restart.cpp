@@ -49,7 +49,10 @@ void restart_driver::start(clock::duration delay) {
     slot.template emplace<keyed_cancellation<restart_driver>>(
         keyed_cancellation<restart_driver>{weak_from_this(), 0});
   if (auto* t = current_task()) parent_id_ = t->id_;
-  self_ = shared_from_this();
+  {
+    std::lock_guard lock(mutex_);
+    self_ = shared_from_this();
+  }
   act(restart_decision::restart(delay), false);
 }
 

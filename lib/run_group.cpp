@@ -149,9 +149,9 @@ class run_core : public std::enable_shared_from_this<run_core> {
   char const* kind_;
   std::shared_ptr<loop_settings const> loop_;
   std::vector<actor_entry> const actors_;
-  std::vector<std::shared_ptr<restart_driver>> drivers_;  // set by start, then read-only
-
   mutable std::mutex mutex_;
+  std::vector<std::shared_ptr<restart_driver>> drivers_;  // set once, by start
+  bool actors_stopped_ = false;
   std::vector<std::uint64_t> ids_;  // each actor's latest task id
   std::vector<bool> running_;
   std::size_t left_;  // actors that have not returned
@@ -209,13 +209,24 @@ void run_core::start() {
       failed[i] = std::current_exception();
     }
   }
+  std::vector<std::shared_ptr<restart_driver>> drivers;
   for (std::size_t i = 0; i < actors_.size(); ++i)
-    drivers_.push_back(std::make_shared<restart_driver>(
+    drivers.push_back(std::make_shared<restart_driver>(
         ex_, clock_, policy_of(i, failed[i]), kind_, name_,
         run_handler([self = shared_from_this(), i](std::exception_ptr e) {
           self->actor_returned(i, std::move(e));
         })));
-  for (auto const& d : drivers_) d->start();
+  bool stop_now = false;
+  {
+    // An interrupt from another thread may have stopped the actors already.
+    std::lock_guard lock(mutex_);
+    drivers_ = drivers;
+    stop_now = actors_stopped_;
+  }
+  for (auto const& d : drivers) {
+    if (stop_now) d->stop(net::cancellation_type::terminal);
+    d->start();
+  }
 }
 
 task_failure run_core::failure_of_actor(std::size_t i, std::exception_ptr e,
@@ -281,7 +292,13 @@ void run_core::interrupt(std::exception_ptr cause) noexcept {
 }
 
 void run_core::stop_actors() noexcept {
-  for (auto const& d : drivers_) d->stop(net::cancellation_type::terminal);
+  std::vector<std::shared_ptr<restart_driver>> drivers;
+  {
+    std::lock_guard lock(mutex_);
+    actors_stopped_ = true;
+    drivers = drivers_;
+  }
+  for (auto const& d : drivers) d->stop(net::cancellation_type::terminal);
 }
 
 void run_core::run_interrupts() {

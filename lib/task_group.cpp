@@ -8,8 +8,8 @@
 
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/error.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/container/small_vector.hpp>
 
 #include <stdexcept>
@@ -119,37 +119,19 @@ class wait_op {
 
 // ---------------------------------------------------------------- the locked sections' work
 
-/// An on_failure handler's call, posted to the group's strand. If its strand's context
-/// is destroyed before it runs, it still tells the group, and a failure the group did
-/// not keep goes to the failure path.
-struct group_core::handler_call {
+/// Runs the group's queued handler calls, one at a time, on the group's executor. If
+/// its context is destroyed before it runs, the calls still end, and a failure the
+/// group did not keep goes to the failure path.
+struct group_core::drain_op {
   std::shared_ptr<group_core> core;
-  failure_handler handler;
-  task_failure failure;
-  bool kept = false;
 
-  handler_call(std::shared_ptr<group_core> c, failure_handler h, task_failure f)
-      : core(std::move(c)), handler(std::move(h)), failure(std::move(f)) {}
-  handler_call(handler_call&&) noexcept = default;
-  handler_call& operator=(handler_call&&) = delete;
-
-  ~handler_call() {
-    if (!core) return;
-    if (!kept)
-      report_failure(core->owner_kind(), core->owner_name(),
-                     "lost a failure: its on_failure handler never ran", failure);
-    std::exchange(core, nullptr)->handler_done(failure, nullptr);
+  explicit drain_op(std::shared_ptr<group_core> c) noexcept : core(std::move(c)) {}
+  drain_op(drain_op&&) noexcept = default;
+  drain_op& operator=(drain_op&&) = delete;
+  ~drain_op() {
+    if (core) std::exchange(core, nullptr)->drain(/*lost=*/true);
   }
-
-  void operator()() {
-    std::exception_ptr handler_error;
-    try {
-      handler(failure);
-    } catch (...) {
-      handler_error = std::current_exception();
-    }
-    std::exchange(core, nullptr)->handler_done(failure, std::move(handler_error));
-  }
+  void operator()() { std::exchange(core, nullptr)->drain(/*lost=*/false); }
 };
 
 struct group_core::after_unlock {
@@ -160,9 +142,7 @@ struct group_core::after_unlock {
   std::shared_ptr<delivery> result;
   boost::container::small_vector<std::pair<spawn_waiter*, boost::system::error_code>, 1> spawns;
   std::vector<task_node*> to_discard;
-  std::vector<handler_call> handlers;
-  std::vector<task_failure> lost;  // past the retention bound, with no handler to see them
-  group_core* reporter = nullptr;
+  bool drain = false;  // post a drain_op
   // Once the lock is released another thread may end the group's last task and drop
   // the group: whatever runs after the unlock and needs the group holds this.
   std::shared_ptr<group_core> self;
@@ -281,6 +261,35 @@ void group_core::retire(task_node* n, std::optional<task_failure> failure,
   run(todo);
 }
 
+void group_core::drain(bool lost) noexcept {
+  for (;;) {
+    std::optional<handler_call> call;
+    {
+      std::lock_guard lock(mutex_);
+      if (handler_queue_.empty()) {
+        draining_ = false;
+        return;
+      }
+      call.emplace(std::move(handler_queue_.front()));
+      handler_queue_.pop_front();
+    }
+    std::exception_ptr handler_error;
+    if (call->handler && !lost) {
+      try {
+        call->handler(call->failure);
+      } catch (...) {
+        handler_error = std::current_exception();
+      }
+    } else if (!call->kept) {
+      report_failure(owner_kind(), owner_name(),
+                     call->handler ? "lost a failure: its on_failure handler never ran"
+                                   : "dropped a failure past its keep_failures bound",
+                     call->failure);
+    }
+    handler_done(call->failure, std::move(handler_error));
+  }
+}
+
 void group_core::handler_done(task_failure const& failure,
                               std::exception_ptr handler_error) noexcept {
   after_unlock todo;
@@ -300,17 +309,16 @@ void group_core::handler_done(task_failure const& failure,
 void group_core::record_failure_locked(task_failure&& f, failure_handler const& handler,
                                        after_unlock& todo) {
   if (policy_ == failure_policy::cancel_on_first && !cancelled_) cancel_locked(todo);
-  if (handler) {
-    ++pending_handlers_;
-    if (!todo.self) todo.self = keep_alive_;
-    auto& call = todo.handlers.emplace_back(keep_alive_, handler, f);
-    call.kept = failures_.add(std::move(f));
-    return;
-  }
-  if (!failures_.add(std::move(f))) {
-    // Past the retention bound and no handler sees it: it goes to the failure path now.
-    todo.lost.push_back(std::move(f));
-    todo.reporter = this;
+  std::optional<task_failure> copy;
+  if (handler) copy.emplace(f);
+  bool const kept = failures_.add(std::move(f));
+  // A handler sees every failure; past the retention bound with no handler, the
+  // failure goes to the failure path. Both happen on the group's executor.
+  if (!handler && kept) return;
+  handler_queue_.push_back(handler_call{handler, copy ? std::move(*copy) : std::move(f), kept});
+  ++pending_handlers_;
+  if (!std::exchange(draining_, true)) {
+    todo.drain = true;
     if (!todo.self) todo.self = keep_alive_;
   }
 }
@@ -363,14 +371,12 @@ void group_core::finish_waits_locked(after_unlock& todo) {
 }
 
 void group_core::run(after_unlock& todo) noexcept {
-  try {
-    for (auto& call : todo.handlers) call.core->post_to_strand(std::move(call));
-    if (todo.reporter)
-      for (auto& f : todo.lost)
-        report_failure(todo.reporter->owner_kind(), todo.reporter->owner_name(),
-                       "dropped a failure past its keep_failures bound", std::move(f));
-  } catch (...) {
-    std::terminate();  // posting allocates
+  if (todo.drain) {
+    try {
+      net::post(todo.self->ex_, drain_op(todo.self));
+    } catch (...) {
+      std::terminate();  // posting allocates
+    }
   }
   for (auto& n : todo.to_cancel) n->request_cancel(todo.cancel_type);
   todo.to_cancel.clear();
@@ -380,11 +386,6 @@ void group_core::run(after_unlock& todo) noexcept {
   for (auto& [op, aborted] : todo.to_complete) op->complete(todo.result, aborted);
   todo.result.reset();
   todo.self.reset();
-}
-
-void group_core::post_to_strand(handler_call&& call) {
-  std::call_once(strand_once_, [this] { strand_.emplace(net::make_strand(ex_)); });
-  net::post(*strand_, std::move(call));
 }
 
 void group_core::cancel(boost::asio::cancellation_type type) noexcept {

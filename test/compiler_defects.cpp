@@ -3,7 +3,8 @@
 // Distributed under the Boost Software License, Version 1.0.
 //
 // g++ 12.2 destroys some temporaries of a full-expression that contains co_await
-// one time too many (../shared/notes/gcc12_coroutine_temporaries.cpp). crew's API
+// one time too many (a prvalue argument of a call whose result is co_awaited is
+// destroyed twice; clang 14 is right). crew's API
 // keeps users out of the shapes that break: no public constructor or initiating
 // function has a defaulted parameter that is not trivially destructible. This file
 // runs crew's API in the shapes users write next to a co_await; under ASan with

@@ -36,6 +36,7 @@ net::awaitable<void> crawl(std::vector<std::string> urls) {
 
 #include <boost/test/unit_test.hpp>
 
+#include <atomic>
 #include <sstream>
 
 namespace {
@@ -161,6 +162,32 @@ CO_TEST_CASE(on_failure) {
   auto [e] = co_await group.async_wait(net::as_tuple(net::use_awaitable));
   BOOST_TEST(static_cast<bool>(e));
   BOOST_TEST(log.str().find("oops") != std::string::npos);
+}
+
+CO_TEST_CASE(keep_failures) {
+  auto ex = co_await net::this_coro::executor;
+  std::atomic<int> logged{0};
+  //[keep_failures
+  // A server's connection group is never waited on: on_failure sees every failure,
+  // and the group keeps at most keep_failures of them (1,024 by default).
+  crew::task_group_options options;
+  options.name = "connections";
+  options.keep_failures = 16;
+  options.on_failure = [&logged](crew::task_failure const&) { ++logged; };
+  crew::task_group connections{ex, options};
+  //]
+  for (int i = 0; i < 20; ++i)
+    connections.spawn([]() -> net::awaitable<void> {
+      throw std::runtime_error("peer reset");
+      co_return;
+    });
+  auto [e] = co_await connections.async_wait(net::as_tuple(net::use_awaitable));
+  auto const* errors = crew::detail::exception_cast<crew::task_errors>(e);
+  BOOST_REQUIRE(errors);
+  BOOST_TEST(errors->size() == 16u);
+  BOOST_TEST(errors->dropped() == 4u);
+  BOOST_TEST(std::string(errors->what()).find("... and 4 more") != std::string::npos);
+  BOOST_TEST(logged == 20);
 }
 
 CO_TEST_CASE(two_step_initiation) {

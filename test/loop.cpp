@@ -14,7 +14,10 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
 
+#include <signal.h>
+
 #include <atomic>
+#include <csignal>
 #include <future>
 #include <string>
 #include <vector>
@@ -307,4 +310,36 @@ BOOST_AUTO_TEST_CASE(a_negative_shutdown_grace_is_reported_as_given) {
                           return std::string(e.what()) ==
                                  "crew::loop: options.shutdown_grace is negative (-1 ns)";
                         });
+}
+
+// ---------------------------------------------------------------- signals
+
+BOOST_AUTO_TEST_CASE(a_signals_actor_in_a_loop_registers_when_the_run_starts) {
+  auto disposition = [] {
+    struct sigaction sa {};
+    ::sigaction(SIGUSR1, nullptr, &sa);
+    return sa.sa_handler;
+  };
+  net::io_context ctx;
+  crew::loop lp{ctx};
+  int caught = 0;
+  auto signals = crew::signals({SIGUSR1});
+  signals.on_failure = [&](std::exception_ptr e) {
+    try {
+      std::rethrow_exception(e);
+    } catch (crew::signal_received const& s) {
+      if (s.signo() == SIGUSR1) ++caught;
+    }
+    lp.stop();
+  };
+  lp.add(std::move(signals));
+  BOOST_TEST((disposition() == SIG_DFL));
+  auto fut = lp.async_run(net::use_future);
+  // Registered inside async_run, before any handler ran: the signal is never fatal.
+  BOOST_TEST((disposition() != SIG_DFL));
+  std::raise(SIGUSR1);
+  ctx.run();
+  BOOST_TEST(!outcome(fut));
+  BOOST_TEST(caught == 1);
+  BOOST_TEST((disposition() == SIG_DFL));  // released when the loop stopped
 }

@@ -50,10 +50,7 @@ class clock {
   auto async_wait_until(net::any_io_executor const& ex, time_point deadline,
                         CompletionToken&& token) {
     return net::async_initiate<CompletionToken, void(boost::system::error_code)>(
-        [this](auto handler, net::any_io_executor const& ex, time_point deadline) {
-          do_async_wait(ex, deadline, wait_handler(std::move(handler)));
-        },
-        token, ex, deadline);
+        initiate_wait{this, ex}, token, deadline);
   }
 
   /// As `async_wait_until(ex, now() + d, token)`, where the sum saturates: a `d` that
@@ -67,6 +64,18 @@ class clock {
 
  protected:
   using wait_handler = net::any_completion_handler<void(boost::system::error_code)>;
+
+  /// The initiation of the waits, as Asio's own initiations are.
+  struct initiate_wait {
+    using executor_type = net::any_io_executor;
+    clock* self;
+    net::any_io_executor ex;
+    executor_type get_executor() const noexcept { return ex; }
+    template <class Handler>
+    void operator()(Handler&& handler, time_point deadline) const {
+      self->do_async_wait(ex, deadline, wait_handler(std::forward<Handler>(handler)));
+    }
+  };
 
   /// Completes `handler` once `deadline` passed, or with `operation_aborted` when its
   /// cancellation slot is emitted. Never calls `handler` inside this call.

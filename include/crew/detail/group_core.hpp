@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -54,7 +55,10 @@ using wait_handler = boost::asio::any_completion_handler<void(std::exception_ptr
 /** The state of a task group, shared with its tasks; compiled in lib/.
 
     A mutex guards it, held only for O(1) bookkeeping: it is never held while user
-    code, a handler, a cancellation or a task start runs. Rule learned the hard way:
+    code, a handler, a cancellation or a task start runs. `on_failure` calls run one at
+    a time on the group's executor (a queue drained by one posted operation, not a
+    strand: a strand would die with its context's strand service, which may be gone
+    before the group). Rule learned the hard way:
     after unlocking, code touches the group only while holding a reference to it,
     because another thread may end the last task and drop it.
 */
@@ -110,7 +114,16 @@ class group_core final : public task_owner, public std::enable_shared_from_this<
 
  private:
   struct after_unlock;
-  struct handler_call;
+  struct drain_op;
+
+  /// A failure waiting for its `on_failure` call, or, without a handler, for its report
+  /// to the failure path (a failure past the retention bound). Either keeps the group
+  /// busy until it is done, so that no wait completes before it.
+  struct handler_call {
+    failure_handler handler;
+    task_failure failure;
+    bool kept = false;
+  };
   friend class wait_op;
 
   admitted admit(task_node* n, admit_mode mode);
@@ -123,9 +136,9 @@ class group_core final : public task_owner, public std::enable_shared_from_this<
               failure_handler const& handler) noexcept;
   /// Does what a locked section decided, after the unlock. Static: `this` may be gone.
   static void run(after_unlock& todo) noexcept;
+  void drain(bool lost) noexcept;
   void handler_done(task_failure const& failure, std::exception_ptr handler_error) noexcept;
   void wait_timed_out(wait_op* op) noexcept;
-  void post_to_strand(handler_call&& call);
   std::uint64_t next_key() noexcept;
 
   net::any_io_executor const ex_;
@@ -141,8 +154,8 @@ class group_core final : public task_owner, public std::enable_shared_from_this<
   failure_handler on_failure_;
   std::atomic<std::uint64_t> keys_{0};
   std::shared_ptr<group_core> keep_alive_;  // set while the group has work
-  std::once_flag strand_once_;
-  std::optional<net::any_io_executor> strand_;
+  std::deque<handler_call> handler_queue_;  // run by one drain_op at a time
+  bool draining_ = false;
   failure_policy policy_;
   bool cancelled_ = false;
   bool shut_down_ = false;

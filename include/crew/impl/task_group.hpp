@@ -80,8 +80,9 @@ class basic_task_group<Executor>::initiate_spawn {
 
   template <class Handler>
   void operator()(Handler&& handler, detail::task_body body, spawn_options options) const {
-    using op_type = detail::spawn_op<std::decay_t<Handler>, Executor>;
-    auto* op = op_type::create(std::forward<Handler>(handler), ex_);
+    using handler_type = std::decay_t<Handler>;
+    using op_type = detail::spawn_op<handler_type, Executor>;
+    auto* op = op_type::create(handler_type(std::forward<Handler>(handler)), ex_);
     try {
       core_->spawn(std::move(body), std::move(options), site_,
                    detail::group_core::admit_mode::async_spawn, op);
