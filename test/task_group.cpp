@@ -25,6 +25,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <functional>
 #include <future>
 #include <optional>
 #include <sstream>
@@ -818,6 +819,143 @@ BOOST_AUTO_TEST_CASE(async_spawn_waiting_when_the_group_dies_is_shut_down) {
   BOOST_REQUIRE(result);
   BOOST_TEST((*result == crew::error::shut_down));
   BOOST_TEST(!ran);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// ============================================================ tasks that cannot run
+
+BOOST_AUTO_TEST_SUITE(bad_tasks)
+
+using void_function = net::awaitable<void> (*)();
+using code_function = net::awaitable<boost::system::error_code> (*)();
+
+net::awaitable<boost::system::error_code> succeed_with_a_code() {
+  co_return boost::system::error_code{};
+}
+
+/// `call()` must throw std::invalid_argument naming `who` and saying `what`.
+template <class F>
+void check_refused(F&& call, std::string const& who, std::string const& what) {
+  try {
+    call();
+    BOOST_ERROR(who << " accepted a task that cannot run (" << what << ")");
+  } catch (std::invalid_argument const& e) {
+    std::string const message = e.what();
+    BOOST_TEST(message.starts_with(who + ": the task "), message);
+    BOOST_TEST(message.find(what) != std::string::npos, message);
+  }
+}
+
+/// The group refused without a trace: nothing queued, nothing failed, still usable.
+void check_untouched(net::io_context& ctx, crew::task_group& g) {
+  BOOST_TEST(g.size() == 0u);
+  ctx.restart();
+  ctx.run();
+  for (auto const& f : g.failures()) BOOST_ERROR("a task that cannot run ran: " << to_string(f));
+  int ran = 0;
+  g.spawn([&]() -> net::awaitable<void> {
+    ++ran;
+    co_return;
+  });
+  std::optional<std::exception_ptr> result;
+  g.async_wait([&](std::exception_ptr e) { result = e; });
+  ctx.restart();
+  ctx.run();
+  BOOST_TEST(ran == 1);
+  BOOST_REQUIRE(result);
+  BOOST_TEST(!*result);
+}
+
+// Before: spawned, then SEGV calling through the null pointer when the task started.
+BOOST_AUTO_TEST_CASE(spawn_refuses_a_null_function_pointer_of_either_shape) {
+  net::io_context ctx;
+  crew::task_group g{ctx};
+  void_function null_void = nullptr;
+  code_function null_code = nullptr;
+  check_refused([&] { g.spawn(null_void); }, "crew::task_group::spawn", "null function pointer");
+  check_refused([&] { g.spawn(null_code, {.name = "named"}); }, "crew::task_group::spawn",
+                "null function pointer");
+  check_untouched(ctx, g);
+}
+
+// Before: spawned, then UBSan "member access within null pointer of type
+// awaitable_frame" (SEGV without UBSan) when the task started.
+BOOST_AUTO_TEST_CASE(spawn_refuses_a_moved_from_awaitable_of_either_shape) {
+  net::io_context ctx;
+  crew::task_group g{ctx};
+  auto void_task = yield_once();
+  auto void_taken = std::move(void_task);
+  auto code_task = succeed_with_a_code();
+  auto code_taken = std::move(code_task);
+  check_refused([&] { g.spawn(std::move(void_task)); },  // NOLINT(bugprone-use-after-move)
+                "crew::task_group::spawn", "awaitable that was moved from");
+  check_refused([&] { g.spawn(std::move(code_task), {.name = "named"}); },  // NOLINT
+                "crew::task_group::spawn", "awaitable that was moved from");
+  check_untouched(ctx, g);
+}
+
+// Before: spawned, then the task failed with a bare std::bad_function_call.
+BOOST_AUTO_TEST_CASE(spawn_refuses_an_empty_std_function_of_either_shape) {
+  net::io_context ctx;
+  crew::task_group g{ctx};
+  std::function<net::awaitable<void>()> empty_void;
+  std::function<net::awaitable<boost::system::error_code>()> empty_code;
+  check_refused([&] { g.spawn(empty_void); }, "crew::task_group::spawn", "empty std::function");
+  check_refused([&] { g.spawn(std::move(empty_code)); }, "crew::task_group::spawn",
+                "empty std::function");
+  check_untouched(ctx, g);
+}
+
+BOOST_AUTO_TEST_CASE(try_spawn_refuses_a_task_that_cannot_run) {
+  net::io_context ctx;
+  crew::task_group g{ctx};
+  void_function null_void = nullptr;
+  code_function null_code = nullptr;
+  auto void_task = yield_once();
+  auto void_taken = std::move(void_task);
+  auto code_task = succeed_with_a_code();
+  auto code_taken = std::move(code_task);
+  std::function<net::awaitable<void>()> empty_void;
+  std::function<net::awaitable<boost::system::error_code>()> empty_code;
+  std::string const who = "crew::task_group::try_spawn";
+  check_refused([&] { g.try_spawn(null_void); }, who, "null function pointer");
+  check_refused([&] { g.try_spawn(null_code, {.name = "named"}); }, who, "null function pointer");
+  check_refused([&] { g.try_spawn(std::move(void_task)); },  // NOLINT(bugprone-use-after-move)
+                who, "awaitable that was moved from");
+  check_refused([&] { g.try_spawn(std::move(code_task)); },  // NOLINT(bugprone-use-after-move)
+                who, "awaitable that was moved from");
+  check_refused([&] { g.try_spawn(empty_void); }, who, "empty std::function");
+  check_refused([&] { g.try_spawn(empty_code, {.name = "named"}); }, who, "empty std::function");
+  check_untouched(ctx, g);
+}
+
+// With a callback the throw happens at initiation; the callback never runs.
+BOOST_AUTO_TEST_CASE(async_spawn_with_a_callback_refuses_at_initiation) {
+  net::io_context ctx;
+  crew::task_group g{ctx};
+  void_function null_void = nullptr;
+  code_function null_code = nullptr;
+  auto void_task = yield_once();
+  auto void_taken = std::move(void_task);
+  auto code_task = succeed_with_a_code();
+  auto code_taken = std::move(code_task);
+  std::function<net::awaitable<void>()> empty_void;
+  std::function<net::awaitable<boost::system::error_code>()> empty_code;
+  int called = 0;
+  auto callback = [&] { return [&](boost::system::error_code) { ++called; }; };
+  std::string const who = "crew::task_group::async_spawn";
+  check_refused([&] { g.async_spawn(null_void, callback()); }, who, "null function pointer");
+  check_refused([&] { g.async_spawn(null_code, {.name = "named"}, callback()); }, who,
+                "null function pointer");
+  check_refused([&] { g.async_spawn(std::move(void_task), callback()); },  // NOLINT
+                who, "awaitable that was moved from");
+  check_refused([&] { g.async_spawn(std::move(code_task), callback()); },  // NOLINT
+                who, "awaitable that was moved from");
+  check_refused([&] { g.async_spawn(empty_void, callback()); }, who, "empty std::function");
+  check_refused([&] { g.async_spawn(empty_code, callback()); }, who, "empty std::function");
+  check_untouched(ctx, g);
+  BOOST_TEST(called == 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
