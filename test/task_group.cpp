@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <functional>
@@ -1198,6 +1199,154 @@ BOOST_AUTO_TEST_CASE(a_wait_result_delivered_to_one_waiter_is_not_reported) {
   }
   BOOST_TEST(!other_called);
   BOOST_TEST(reports.total() == 0u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// ============================================================ bounded retention
+
+BOOST_AUTO_TEST_SUITE(retention)
+
+BOOST_AUTO_TEST_CASE(keep_failures_0_is_rejected_naming_the_field) {
+  net::io_context ctx;
+  BOOST_TEST(crew::task_group_options{}.keep_failures == 1024u);
+  try {
+    crew::task_group g{ctx, crew::task_group_options{.keep_failures = 0}};
+    BOOST_ERROR("keep_failures = 0 was accepted");
+  } catch (std::invalid_argument const& e) {
+    std::string const message = e.what();
+    BOOST_TEST(message.find("keep_failures") != std::string::npos, message);
+    BOOST_TEST(message.find("got 0") != std::string::npos, message);
+  }
+  crew::task_group unlimited{ctx, crew::task_group_options{.keep_failures = crew::unlimited}};
+  crew::task_group one{ctx, crew::task_group_options{.keep_failures = 1}};
+}
+
+CO_TEST_CASE(past_keep_failures_a_failure_is_counted_and_reported_at_once) {
+  captured_reports reports;
+  auto ex = co_await net::this_coro::executor;
+  {
+    crew::task_group_options options;
+    options.name = "bounded";
+    options.keep_failures = 3;
+    crew::task_group g{ex, options};
+    for (int round = 0; round < 2; ++round) {
+      BOOST_TEST_CONTEXT("round " << round) {
+        int const base = 10 * round;
+        for (int i = 0; i < 5; ++i) {
+          g.spawn(fail_after(0, base + i));
+          co_await crew_test::yield_until([&] { return g.size() == 0u; });
+          // The first three are kept; each one past them reaches the failure path as
+          // soon as it happened, and is never kept.
+          BOOST_TEST(g.failures().size() == static_cast<std::size_t>(std::min(i + 1, 3)));
+          BOOST_TEST(reports.count(base + i) == (i < 3 ? 0 : 1));
+        }
+        auto const kept = g.failures();
+        BOOST_REQUIRE_EQUAL(kept.size(), 3u);
+        for (int k = 0; k < 3; ++k) BOOST_TEST(kept[k].as<test_error>()->n == base + k);
+
+        auto [e] = co_await g.async_wait(net::as_tuple(net::use_awaitable));
+        auto const* errors = crew::detail::exception_cast<crew::task_errors>(e);
+        BOOST_REQUIRE(errors);
+        BOOST_TEST(errors->size() == 3u);
+        // The previous wait reset the count: 2, not 4.
+        BOOST_TEST(errors->dropped() == 2u);
+        std::string const what = errors->what();
+        BOOST_TEST(what.starts_with("5 tasks failed"), what);
+        BOOST_TEST(what.ends_with("\n  ... and 2 more"), what);
+        BOOST_TEST(g.failures().empty());
+      }
+    }
+  }
+  BOOST_TEST(reports.total() == 4u);  // 3, 4, 13, 14; nothing when the group died
+  for (auto const& r : reports.reports()) {
+    BOOST_TEST(r.owner_kind == std::string("task group"));
+    BOOST_TEST(r.owner_name == "bounded");
+    BOOST_TEST(r.event == std::string("dropped a failure past its keep_failures bound"));
+  }
+}
+
+CO_TEST_CASE(past_keep_failures_on_failure_still_sees_every_failure) {
+  captured_reports reports;
+  auto ex = co_await net::this_coro::executor;
+  std::vector<int> seen;
+  crew::task_group_options options;
+  options.on_failure = [&seen](crew::task_failure const& f) {
+    seen.push_back(f.as<test_error>()->n);
+  };
+  options.keep_failures = 3;
+  crew::task_group g{ex, options};
+  for (int i = 0; i < 5; ++i) g.spawn(fail_after(i, i));  // recorded in order 0..4
+  auto [e] = co_await g.async_wait(net::as_tuple(net::use_awaitable));
+  auto const* errors = crew::detail::exception_cast<crew::task_errors>(e);
+  BOOST_REQUIRE(errors);
+  BOOST_TEST(errors->size() == 3u);
+  BOOST_TEST(errors->dropped() == 2u);
+  for (int k = 0; k < 3; ++k) BOOST_TEST(errors->failures()[k].as<test_error>()->n == k);
+  BOOST_TEST(seen == (std::vector<int>{0, 1, 2, 3, 4}), boost::test_tools::per_element());
+  BOOST_TEST(reports.total() == 0u);  // the handler saw the ones not kept
+}
+
+CO_TEST_CASE(by_default_1024_failures_are_kept_and_the_rest_counted) {
+  captured_reports reports;
+  auto ex = co_await net::this_coro::executor;
+  crew::task_group g{ex};
+  for (int i = 0; i < 1030; ++i) g.spawn(fail_after(0, i));
+  co_await crew_test::yield_until([&] { return g.size() == 0u; });
+  auto const kept = g.failures();
+  BOOST_REQUIRE_EQUAL(kept.size(), 1024u);
+  BOOST_TEST(kept.front().as<test_error>()->n == 0);
+  BOOST_TEST(kept.back().as<test_error>()->n == 1023);
+  BOOST_TEST(reports.total() == 6u);  // before any wait
+  for (int i = 1024; i < 1030; ++i) BOOST_TEST(reports.count(i) == 1);
+
+  auto [e] = co_await g.async_wait(net::as_tuple(net::use_awaitable));
+  auto const* errors = crew::detail::exception_cast<crew::task_errors>(e);
+  BOOST_REQUIRE(errors);
+  BOOST_TEST(errors->size() == 1024u);
+  BOOST_TEST(errors->dropped() == 6u);
+  std::string const what = errors->what();
+  BOOST_TEST(what.starts_with("1030 tasks failed"));
+  BOOST_TEST(what.ends_with("\n  ... and 6 more"));
+  BOOST_TEST(reports.total() == 6u);
+}
+
+CO_TEST_CASE(unlimited_keep_failures_keeps_every_failure) {
+  captured_reports reports;
+  auto ex = co_await net::this_coro::executor;
+  crew::task_group_options options;
+  options.keep_failures = crew::unlimited;
+  crew::task_group g{ex, options};
+  for (int i = 0; i < 1030; ++i) g.spawn(fail_after(0, i));
+  auto [e] = co_await g.async_wait(net::as_tuple(net::use_awaitable));
+  auto const* errors = crew::detail::exception_cast<crew::task_errors>(e);
+  BOOST_REQUIRE(errors);
+  BOOST_TEST(errors->size() == 1030u);
+  BOOST_TEST(errors->dropped() == 0u);
+  BOOST_TEST(reports.total() == 0u);
+}
+
+// A group never waited on: the failures past the bound are reported as they happen,
+// the kept ones when the group dies; each exactly once.
+CO_TEST_CASE(a_never_waited_group_reports_each_failure_once) {
+  captured_reports reports;
+  auto ex = co_await net::this_coro::executor;
+  {
+    crew::task_group_options options;
+    options.name = "never waited";
+    options.keep_failures = 2;
+    crew::task_group g{ex, options};
+    for (int i = 0; i < 5; ++i) g.spawn(fail_after(0, i));
+    co_await crew_test::yield_until([&] { return g.size() == 0u; });
+    BOOST_TEST(reports.total() == 3u);
+    BOOST_TEST(g.failures().size() == 2u);
+  }
+  for (int i = 0; i < 5; ++i) BOOST_TEST(reports.count(i) == 1);
+  BOOST_TEST(reports.total() == 5u);
+  auto const all = reports.reports();
+  BOOST_REQUIRE(!all.empty());
+  BOOST_TEST(all.back().event == std::string("ended with failures nobody waited for"));
+  BOOST_TEST(all.back().failures.size() == 2u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
