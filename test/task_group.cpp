@@ -1416,4 +1416,115 @@ CO_TEST_CASE_MT(cancel_on_first_on_two_threads, 2) {
   }
 }
 
+CO_TEST_CASE_MT(keep_failures_holds_on_two_threads, 2) {
+  captured_reports reports;
+  auto ex = co_await net::this_coro::executor;
+  {
+    crew::task_group_options options;
+    options.keep_failures = 10;
+    crew::task_group g{ex, options};
+    for (int i = 0; i < 200; ++i) g.spawn(fail_after(i % 3, i));
+    auto [e] = co_await g.async_wait(net::as_tuple(net::use_awaitable));
+    auto const* errors = crew::detail::exception_cast<crew::task_errors>(e);
+    BOOST_REQUIRE(errors);
+    BOOST_TEST(errors->size() == 10u);
+    BOOST_TEST(errors->dropped() == 190u);
+    // Not asserted at the wait's completion: a dropped failure's report can still be on
+    // its way then (HEAD bug, see the disabled test below).
+    co_await crew_test::yield_until([&] { return reports.total() >= 190u; });
+    BOOST_TEST(reports.total() == 190u);
+    // Every failure went exactly one way: kept, or to the failure path.
+    std::vector<int> ways(200, 0);
+    for (auto const& f : errors->failures()) ++ways.at(f.as<test_error>()->n);
+    for (int i = 0; i < 200; ++i) ways[i] += reports.count(i);
+    BOOST_TEST(std::count(ways.begin(), ways.end(), 1) == 200);
+  }
+  {
+    std::atomic<int> seen{0};
+    crew::task_group_options options;
+    options.on_failure = [&seen](crew::task_failure const&) { ++seen; };
+    options.keep_failures = 10;
+    crew::task_group g{ex, options};
+    for (int i = 0; i < 200; ++i) g.spawn(fail_after(i % 3, i));
+    auto [e] = co_await g.async_wait(net::as_tuple(net::use_awaitable));
+    auto const* errors = crew::detail::exception_cast<crew::task_errors>(e);
+    BOOST_REQUIRE(errors);
+    BOOST_TEST(errors->size() == 10u);
+    BOOST_TEST(errors->dropped() == 190u);
+    BOOST_TEST(seen == 200);
+  }
+  BOOST_TEST(reports.total() == 190u);  // none more: the handler saw them
+}
+
+/// Posts `f` after `hops` more trips through `ctx`'s queue.
+template <class F>
+void post_after_hops(net::io_context& ctx, int hops, F f) {
+  net::post(ctx, [&ctx, hops, f = std::move(f)]() mutable {
+    if (hops == 0)
+      f();
+    else
+      post_after_hops(ctx, hops - 1, std::move(f));
+  });
+}
+
+// DISABLED: HEAD bug. A failure past keep_failures without a handler is counted under
+// the group's lock (retire -> record_failure_locked) but handed to the sink only after
+// the unlock (group_core::run, todo.lost). Nothing keeps the group busy meanwhile, so
+// when another task ends on another thread first, the wait completes, with the failure
+// counted in dropped(), before it reached the failure path: the waiter may exit, replace
+// the sink or destroy what it uses while the report is still on its way.
+// Deterministic: one io thread is held inside the sink while the other runs alone, in
+// FIFO order, the last task's end and then a long chain of posts; the wait completes
+// within that chain.
+BOOST_AUTO_TEST_CASE(a_wait_completes_only_after_its_dropped_failures_were_reported,
+                     *boost::unit_test::disabled()) {
+  net::io_context ctx(2);
+  std::promise<void> in_sink, release, probed;
+  auto released = release.get_future().share();
+  std::atomic<bool> first{true};
+  std::atomic<std::size_t> reported{0};
+  struct restore_sink {
+    crew::detail::failure_sink previous;
+    ~restore_sink() { crew::detail::set_failure_sink(std::move(previous)); }
+  } restore{crew::detail::set_failure_sink([&](crew::detail::failure_report const& r) {
+    if (first.exchange(false)) {
+      in_sink.set_value();
+      released.wait();
+    }
+    reported += r.failures.size();
+  })};
+  crew::task_group_options options;
+  options.keep_failures = 1;
+  crew::task_group g{ctx, options};
+  net::steady_timer gate(ctx, net::steady_timer::time_point::max());
+  g.spawn(hold_until(gate));
+  g.spawn(fail_after(0, 1));
+  g.spawn(fail_after(0, 2));  // one of the two is dropped, and its report is held
+  std::optional<std::size_t> reported_at_completion;
+  std::size_t dropped = 0;
+  g.async_wait([&](std::exception_ptr e) {
+    reported_at_completion = reported.load();
+    if (auto const* errors = crew::detail::exception_cast<crew::task_errors>(e))
+      dropped = errors->dropped();
+  });
+  std::thread t1([&] { ctx.run(); });
+  std::thread t2([&] { ctx.run(); });
+  in_sink.get_future().wait();  // one io thread is now inside the sink
+  net::post(ctx, [&] {
+    gate.cancel();  // the last task ends, on the other io thread
+    post_after_hops(ctx, 1000, [&] { probed.set_value(); });
+  });
+  probed.get_future().wait();
+  bool const completed_while_reporting = reported_at_completion.has_value();
+  release.set_value();
+  t1.join();
+  t2.join();
+  BOOST_TEST(!completed_while_reporting,
+             "the wait completed while a failure it counts as dropped was still on its way "
+             "to the failure path");
+  BOOST_REQUIRE(reported_at_completion);
+  BOOST_TEST(*reported_at_completion == 1u);
+  BOOST_TEST(dropped == 1u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
