@@ -142,7 +142,8 @@ struct group_core::after_unlock {
   std::shared_ptr<delivery> result;
   boost::container::small_vector<std::pair<spawn_waiter*, boost::system::error_code>, 1> spawns;
   std::vector<task_node*> to_discard;
-  bool drain = false;  // post a drain_op
+  bool drain = false;                 // post a drain_op
+  std::vector<task_failure> dropped;  // past the retention bound, with no handler
   // Once the lock is released another thread may end the group's last task and drop
   // the group: whatever runs after the unlock and needs the group holds this.
   std::shared_ptr<group_core> self;
@@ -274,16 +275,14 @@ void group_core::drain(bool lost) noexcept {
       handler_queue_.pop_front();
     }
     std::exception_ptr handler_error;
-    if (call->handler && !lost) {
+    if (!lost) {
       try {
         call->handler(call->failure);
       } catch (...) {
         handler_error = std::current_exception();
       }
     } else if (!call->kept) {
-      report_failure(owner_kind(), owner_name(),
-                     call->handler ? "lost a failure: its on_failure handler never ran"
-                                   : "dropped a failure past its keep_failures bound",
+      report_failure(owner_kind(), owner_name(), "lost a failure: its on_failure handler never ran",
                      call->failure);
     }
     handler_done(call->failure, std::move(handler_error));
@@ -312,15 +311,17 @@ void group_core::record_failure_locked(task_failure&& f, failure_handler const& 
   std::optional<task_failure> copy;
   if (handler) copy.emplace(f);
   bool const kept = failures_.add(std::move(f));
-  // A handler sees every failure; past the retention bound with no handler, the
-  // failure goes to the failure path. Both happen on the group's executor.
   if (!handler && kept) return;
-  handler_queue_.push_back(handler_call{handler, copy ? std::move(*copy) : std::move(f), kept});
+  // Either keeps the group busy until done, so that no wait completes before it.
   ++pending_handlers_;
-  if (!std::exchange(draining_, true)) {
-    todo.drain = true;
-    if (!todo.self) todo.self = keep_alive_;
+  if (!todo.self) todo.self = keep_alive_;
+  if (!handler) {
+    // Past the retention bound and no handler sees it: to the failure path, at once.
+    todo.dropped.push_back(std::move(f));
+    return;
   }
+  handler_queue_.push_back(handler_call{handler, std::move(*copy), kept});
+  if (!std::exchange(draining_, true)) todo.drain = true;
 }
 
 void group_core::cancel_locked(after_unlock& todo) {
@@ -377,6 +378,11 @@ void group_core::run(after_unlock& todo) noexcept {
     } catch (...) {
       std::terminate();  // posting allocates
     }
+  }
+  for (auto& f : todo.dropped) {
+    report_failure(todo.self->owner_kind(), todo.self->owner_name(),
+                   "dropped a failure past its keep_failures bound", f);
+    todo.self->handler_done(f, nullptr);
   }
   for (auto& n : todo.to_cancel) n->request_cancel(todo.cancel_type);
   todo.to_cancel.clear();

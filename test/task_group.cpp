@@ -1055,14 +1055,10 @@ void lose_a_queued_handler(bool context_first) {
   BOOST_TEST(token.use_count() == 1);  // the group's state is gone
 }
 
-// DISABLED: HEAD bug. When the group outlives its io_context, ~group_core destroys
-// `strand_` (made by post_to_strand for on_failure) after the io_context destroyed its
-// strand_executor_service; ~strand_impl locks that service's mutex: ASan
-// heap-use-after-free in strand_executor_service::strand_impl::~strand_impl
-// (strand_executor_service.ipp:88), from ~group_core (lib/task_group.cpp), from
-// ~basic_task_group. Not a leak: the state is now freed, too late.
-BOOST_AUTO_TEST_CASE(a_handler_queued_when_the_context_dies_first_leaks_nothing,
-                     *boost::unit_test::disabled()) {
+// A group kept a strand for on_failure, whose destructor used its context's strand
+// service: a group outliving its io_context ended in a heap-use-after-free in
+// ~strand_impl. The handler calls are now queued in the group itself.
+BOOST_AUTO_TEST_CASE(a_handler_queued_when_the_context_dies_first_leaks_nothing) {
   lose_a_queued_handler(true);
 }
 
@@ -1106,9 +1102,7 @@ void lose_the_handler_of_a_dropped_failure(bool context_first) {
   BOOST_TEST(token.use_count() == 1);
 }
 
-// DISABLED: HEAD bug (see the note on the test above).
-BOOST_AUTO_TEST_CASE(a_dropped_failure_whose_handler_dies_with_the_context_first_is_reported_once,
-                     *boost::unit_test::disabled()) {
+BOOST_AUTO_TEST_CASE(a_dropped_failure_whose_handler_dies_with_the_context_first_is_reported_once) {
   lose_the_handler_of_a_dropped_failure(true);
 }
 
@@ -1116,11 +1110,9 @@ BOOST_AUTO_TEST_CASE(a_dropped_failure_whose_handler_dies_after_the_group_is_rep
   lose_the_handler_of_a_dropped_failure(false);
 }
 
-// DISABLED: HEAD bug, already in bc3b662. The general form of the crash above: any
-// group whose on_failure handler ran (so group_core::post_to_strand made `strand_`) and
-// that outlives its io_context ends in a heap-use-after-free in ~strand_impl.
-BOOST_AUTO_TEST_CASE(a_group_whose_handler_ran_may_outlive_its_context,
-                     *boost::unit_test::disabled()) {
+// Already in bc3b662: any group whose on_failure handler ran (so it had made its strand)
+// and that outlived its io_context ended in a heap-use-after-free in ~strand_impl.
+BOOST_AUTO_TEST_CASE(a_group_whose_handler_ran_may_outlive_its_context) {
   int handled = 0;
   std::optional<net::io_context> ctx(std::in_place);
   crew::task_group_options options;
@@ -1429,9 +1421,7 @@ CO_TEST_CASE_MT(keep_failures_holds_on_two_threads, 2) {
     BOOST_REQUIRE(errors);
     BOOST_TEST(errors->size() == 10u);
     BOOST_TEST(errors->dropped() == 190u);
-    // Not asserted at the wait's completion: a dropped failure's report can still be on
-    // its way then (HEAD bug, see the disabled test below).
-    co_await crew_test::yield_until([&] { return reports.total() >= 190u; });
+    // A dropped failure's report keeps the group busy: all are in when the wait ends.
     BOOST_TEST(reports.total() == 190u);
     // Every failure went exactly one way: kept, or to the failure path.
     std::vector<int> ways(200, 0);
@@ -1467,17 +1457,15 @@ void post_after_hops(net::io_context& ctx, int hops, F f) {
   });
 }
 
-// DISABLED: HEAD bug. A failure past keep_failures without a handler is counted under
-// the group's lock (retire -> record_failure_locked) but handed to the sink only after
-// the unlock (group_core::run, todo.lost). Nothing keeps the group busy meanwhile, so
-// when another task ends on another thread first, the wait completes, with the failure
-// counted in dropped(), before it reached the failure path: the waiter may exit, replace
-// the sink or destroy what it uses while the report is still on its way.
+// A failure past keep_failures without a handler was counted under the group's lock but
+// handed to the sink only after the unlock, with nothing keeping the group busy
+// meanwhile: when another task ended on another thread first, the wait completed, with
+// the failure counted in dropped(), before it reached the failure path. The report now
+// keeps the group busy, as an on_failure call does.
 // Deterministic: one io thread is held inside the sink while the other runs alone, in
 // FIFO order, the last task's end and then a long chain of posts; the wait completes
 // within that chain.
-BOOST_AUTO_TEST_CASE(a_wait_completes_only_after_its_dropped_failures_were_reported,
-                     *boost::unit_test::disabled()) {
+BOOST_AUTO_TEST_CASE(a_wait_completes_only_after_its_dropped_failures_were_reported) {
   net::io_context ctx(2);
   std::promise<void> in_sink, release, probed;
   auto released = release.get_future().share();

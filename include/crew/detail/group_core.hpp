@@ -116,9 +116,7 @@ class group_core final : public task_owner, public std::enable_shared_from_this<
   struct after_unlock;
   struct drain_op;
 
-  /// A failure waiting for its `on_failure` call, or, without a handler, for its report
-  /// to the failure path (a failure past the retention bound). Either keeps the group
-  /// busy until it is done, so that no wait completes before it.
+  /// A failure waiting for its `on_failure` call; it keeps the group busy until done.
   struct handler_call {
     failure_handler handler;
     task_failure failure;
