@@ -2,10 +2,12 @@
 // crew — structured concurrency for Boost.Asio coroutines.
 // Distributed under the Boost Software License, Version 1.0.
 //
+#include <crew/detail/enum_name.hpp>
 #include <crew/error.hpp>
 
 #include <boost/core/demangle.hpp>
 
+#include <iterator>
 #include <mutex>
 #include <ostream>
 #include <sstream>
@@ -21,27 +23,18 @@ class category final : public boost::system::error_category {
   char const* name() const noexcept override { return "crew"; }
 
   std::string message(int ev) const override {
-    switch (static_cast<error>(ev)) {
-      case error::timed_out:
-        return "timed out";
-      case error::signal_received:
-        return "signal received";
-      case error::circuit_open:
-        return "circuit breaker is open";
-      case error::too_many_requests:
-        return "too many requests to a half-open circuit breaker";
-      case error::retries_exhausted:
-        return "retries exhausted";
-      case error::already_running:
-        return "already running";
-      case error::shut_down:
-        return "shut down";
-      case error::limit_reached:
-        return "limit reached";
-      case error::task_stopped_unexpectedly:
-        return "task stopped unexpectedly";
-    }
-    return "crew error " + std::to_string(ev);
+    static constexpr char const* messages[] = {"timed out",
+                                               "signal received",
+                                               "circuit breaker is open",
+                                               "too many requests to a half-open circuit breaker",
+                                               "retries exhausted",
+                                               "already running",
+                                               "shut down",
+                                               "limit reached",
+                                               "task stopped unexpectedly"};
+    static_assert(std::size(messages) == static_cast<int>(error::task_stopped_unexpectedly));
+    std::string m = detail::enum_name(ev, messages, static_cast<int>(error::timed_out));
+    return m == "unknown" ? "crew error " + std::to_string(ev) : m;
   }
 
   boost::system::error_condition default_error_condition(int ev) const noexcept override {
@@ -80,17 +73,7 @@ signal_received::signal_received(int signo)
     : std::runtime_error("signal " + std::to_string(signo) + " received"), signo_(signo) {}
 
 char const* to_string(task_stage s) noexcept {
-  switch (s) {
-    case task_stage::execute:
-      return "execute";
-    case task_stage::initialize:
-      return "initialize";
-    case task_stage::cleanup:
-      return "cleanup";
-    case task_stage::handler:
-      return "handler";
-  }
-  return "unknown";
+  return detail::enum_name(s, {"execute", "initialize", "cleanup", "handler"});
 }
 
 char const* task_failure::what() const noexcept {

@@ -101,14 +101,7 @@ void restart_driver::task_done(task_node* n, std::exception_ptr e) noexcept {
     }
     o.error = std::move(e);
   }
-  node_ref finished;
-  {
-    std::lock_guard lock(mutex_);
-    finished = std::move(current_);
-    state_ = state::deciding;
-    o.stopping = stop_requested_;
-  }
-  decide(std::move(o));
+  run_ended(std::move(o));
 }
 
 void restart_driver::task_abandoned(task_node*) noexcept {
@@ -116,12 +109,17 @@ void restart_driver::task_abandoned(task_node*) noexcept {
   o.what = run_outcome::kind::cancelled;
   o.run = runs_;
   o.abandoned = true;
+  o.stopping = true;
+  run_ended(std::move(o));
+}
+
+void restart_driver::run_ended(run_outcome&& o) noexcept {
   node_ref finished;
   {
     std::lock_guard lock(mutex_);
     finished = std::move(current_);
     state_ = state::deciding;
-    o.stopping = true;
+    o.stopping = o.stopping || stop_requested_;
   }
   decide(std::move(o));
 }

@@ -453,7 +453,7 @@ void run_group_state::interrupt() {
   core->interrupt(nullptr);
 }
 
-void run_group_state::run(net::any_io_executor const& ex, run_handler handler) {
+void run_group_state::start_run(net::any_io_executor const& ex, run_handler handler) {
   // Once the run started it may complete, and its awaiter resume and destroy the group,
   // on another thread: nothing below touches `this` after start.
   std::shared_ptr<run_core> core;

@@ -8,6 +8,7 @@
 // siblings, end for good, fail upward — and resumes or stops the driver.
 //
 #include <crew/detail/duration.hpp>
+#include <crew/detail/enum_name.hpp>
 #include <crew/detail/exception_cast.hpp>
 #include <crew/detail/failure.hpp>
 #include <crew/detail/restart.hpp>
@@ -30,43 +31,15 @@
 namespace crew {
 
 char const* to_string(restart r) noexcept {
-  switch (r) {
-    case restart::permanent:
-      return "permanent";
-    case restart::transient:
-      return "transient";
-    case restart::temporary:
-      return "temporary";
-  }
-  return "unknown";
+  return detail::enum_name(r, {"permanent", "transient", "temporary"});
 }
 
 char const* to_string(restart_strategy s) noexcept {
-  switch (s) {
-    case restart_strategy::one_for_one:
-      return "one_for_one";
-    case restart_strategy::one_for_all:
-      return "one_for_all";
-    case restart_strategy::rest_for_one:
-      return "rest_for_one";
-  }
-  return "unknown";
+  return detail::enum_name(s, {"one_for_one", "one_for_all", "rest_for_one"});
 }
 
 char const* to_string(child_state s) noexcept {
-  switch (s) {
-    case child_state::idle:
-      return "idle";
-    case child_state::running:
-      return "running";
-    case child_state::stopping:
-      return "stopping";
-    case child_state::restarting:
-      return "restarting";
-    case child_state::ended:
-      return "ended";
-  }
-  return "unknown";
+  return detail::enum_name(s, {"idle", "running", "stopping", "restarting", "ended"});
 }
 
 namespace {
@@ -140,7 +113,8 @@ using events_handler =
     mutex guards it, held only for bookkeeping: never while user code, a completion or
     a cancellation runs.
 */
-class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
+class supervisor_core final : public runnable,
+                              public std::enable_shared_from_this<supervisor_core> {
  public:
   supervisor_core(net::any_io_executor ex, supervisor_options options)
       : ex_(plain_executor(ex)),
@@ -148,6 +122,9 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
         clock_(options_.clock ? options_.clock : &crew::clock::steady()) {}
 
   net::any_io_executor const& executor() const noexcept { return ex_; }
+
+  /// async_run: the body, a crew task run once, supervises the children.
+  void start_run(net::any_io_executor const& ex, run_handler handler) override;
   supervisor_options const& options() const noexcept { return options_; }
   crew::clock& time_source() const noexcept { return *clock_; }
 
@@ -694,14 +671,19 @@ void add_child(supervisor_core& core, std::string name, task_factory factory, re
                                         std::move(prepare)));
 }
 
-void run_supervisor(std::shared_ptr<supervisor_core> const& core, supervisor_handler handler) {
+void supervisor_core::start_run(net::any_io_executor const& ex, run_handler handler) {
   // Children register what they must (crew::signals) inside async_run, before it returns.
-  if (!core->running())
-    for (auto const& s : core->specs())
-      if (s->prepare) s->prepare(core->executor());
-  auto body = task_factory::make([core] { return supervise(core); }, "crew::supervisor");
-  run_once(core->executor(), std::move(body), "supervisor", core->options().name,
-           source_location::current(), std::move(handler));
+  if (!running())
+    for (auto const& s : specs())
+      if (s->prepare) s->prepare(ex_);
+  auto body = task_factory::make([core = shared_from_this()] { return supervise(core); },
+                                 "crew::supervisor");
+  run_once(ex, std::move(body), "supervisor", options_.name, source_location::current(),
+           std::move(handler));
+}
+
+runnable& runnable_of(supervisor_core& core) noexcept {
+  return core;
 }
 
 void cancel_supervisor(supervisor_core& core) noexcept {

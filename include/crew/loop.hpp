@@ -7,6 +7,7 @@
 
 #include <crew/backoff.hpp>
 #include <crew/clock.hpp>
+#include <crew/detail/io_object.hpp>
 #include <crew/run_group.hpp>
 
 #include <memory>
@@ -52,32 +53,38 @@ run_group_options run_options_of(loop_options const& options);
     or cancelling its run, interrupts every actor as a run group does (interrupt
     callbacks in reverse order of `add`, then cancellation) and waits for them.
 
+    `async_run(token)` (and `co_await lp.run()`) runs the actors, each restarted
+    whenever it returns, until `stop()`.
+
+    @par Completion signature
+    `void(std::exception_ptr)`: `nullptr` once stopped; `operation_aborted` when the
+    run was cancelled; a `crew::task_errors` if actors outlived the shutdown grace or
+    interrupt callbacks threw (as `run_group::async_run`). An empty loop completes at
+    once.
+
+    @par Per-operation cancellation
+    All types: stops the loop with an `operation_aborted` cause and completes once
+    every actor returned.
+
     @tparam Executor The executor actors run on; `any_io_executor` by default.
 */
 template <class Executor = net::any_io_executor>
-class basic_loop {
+class basic_loop : public detail::run_object<basic_loop, Executor> {
  public:
   using executor_type = Executor;
 
-  template <class OtherExecutor>
-  struct rebind_executor {
-    using other = basic_loop<OtherExecutor>;
-  };
-
-  explicit basic_loop(executor_type const& ex) : basic_loop(ex, loop_options{}) {}
+  /// `basic_loop(ex)`: a loop on `ex` (an executor, or an execution context such as an
+  /// io_context) with the default options.
+  using detail::run_object<basic_loop, Executor>::run_object;
 
   /// @throws std::invalid_argument if `restart_delay` or `shutdown_grace` is negative.
-  basic_loop(executor_type const& ex, loop_options options)
-      : group_(ex, detail::run_options_of(options), detail::make_loop_settings(options)) {}
-
-  template <class ExecutionContext>
-  requires std::is_convertible_v<ExecutionContext&, net::execution_context&>
-  explicit basic_loop(ExecutionContext& ctx) : basic_loop(executor_type(ctx.get_executor())) {}
+  template <detail::executor_or_context<Executor> E>
+  basic_loop(E&& ex, loop_options const& options)
+      : detail::run_object<basic_loop, Executor>(std::forward<E>(ex)),
+        group_(make_group(options)) {}
 
   /// Stops a run in progress and returns at once.
   ~basic_loop() = default;
-
-  executor_type get_executor() const noexcept { return group_.get_executor(); }
 
   /// Adds an actor; as `run_group::add`. Each of its runs is a crew task, spawned at
   /// `site` (the caller's location by default).
@@ -96,36 +103,20 @@ class basic_loop {
 
   std::size_t size() const { return group_.size(); }
 
-  /** Runs the actors, each restarted whenever it returns, until `stop()`.
-
-      @par Completion signature
-      `void(std::exception_ptr)`: `nullptr` once stopped; `operation_aborted` when the
-      run was cancelled; a `crew::task_errors` if actors outlived the shutdown grace or
-      interrupt callbacks threw (as `run_group::async_run`). An empty loop completes at
-      once.
-
-      @par Per-operation cancellation
-      All types: stops the loop with an `operation_aborted` cause and completes once
-      every actor returned.
-  */
-  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(std::exception_ptr))
-                CompletionToken BOOST_ASIO_DEFAULT_COMPLETION_TOKEN_TYPE(executor_type)>
-  auto async_run(CompletionToken&& token BOOST_ASIO_DEFAULT_COMPLETION_TOKEN(executor_type)) {
-    return group_.async_run(std::forward<CompletionToken>(token));
-  }
-
-  /// `co_await lp.run()`.
-  template <class AwaitableExecutor = net::any_io_executor>
-  net::awaitable<void, AwaitableExecutor> run() {
-    return async_run(net::use_awaitable_t<AwaitableExecutor>{});
-  }
-
   /// Interrupts every actor (the cause is `nullptr`); the run completes once they all
   /// returned. With no run in progress, the next run stops as soon as it started.
   void stop() { group_.interrupt(); }
 
  private:
-  basic_run_group<Executor> group_;
+  friend class detail::run_object<basic_loop, Executor>;
+
+  detail::runnable& runnable_state() noexcept { return group_.state_; }
+
+  basic_run_group<Executor> make_group(loop_options const& options) const {
+    return {this->ex_, detail::run_options_of(options), detail::make_loop_settings(options)};
+  }
+
+  basic_run_group<Executor> group_ = make_group(loop_options{});
 };
 
 /// A loop on `any_io_executor`.

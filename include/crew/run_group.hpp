@@ -7,6 +7,7 @@
 
 #include <crew/clock.hpp>
 #include <crew/config.hpp>
+#include <crew/detail/io_object.hpp>
 #include <crew/detail/task_shape.hpp>
 #include <crew/error.hpp>
 #include <crew/source_location.hpp>
@@ -130,7 +131,6 @@ struct run_group_options {
 namespace detail {
 class run_core;
 struct loop_settings;
-using run_handler = net::any_completion_handler<void(std::exception_ptr)>;
 
 /// An actor as added, with where it was added.
 struct actor_entry {
@@ -139,7 +139,7 @@ struct actor_entry {
 };
 
 /// What a run group, and a loop (a run group whose actors restart), keep: compiled in lib/.
-class run_group_state {
+class run_group_state final : public runnable {
  public:
   /// @throws std::invalid_argument naming the field if an option is out of range.
   run_group_state(run_group_options options, std::shared_ptr<loop_settings const> loop = nullptr);
@@ -155,7 +155,7 @@ class run_group_state {
   void interrupt();
   /// Starts a run of the actors that completes `handler`; a second one completes it with
   /// already_running.
-  void run(net::any_io_executor const& ex, run_handler handler);
+  void start_run(net::any_io_executor const& ex, run_handler handler) override;
 
  private:
   run_group_options const options_;
@@ -205,28 +205,39 @@ std::pair<actor, source_location> make_actor(Parts&&... parts) {
     on the group's executor. A callback that throws never stops the others. The run
     completes once every actor has returned.
 
+    `async_run(token)` (and `co_await rg.run()`, which rethrows) runs every actor until
+    the first returns, then interrupts the rest and waits.
+
+    @par Completion signature
+    `void(std::exception_ptr)`: the cause, which is what the first actor to return
+    threw (`nullptr` if it returned normally; `crew::signal_received` for a signal
+    actor). If the run also saw actors outlive the shutdown grace, or interrupt
+    callbacks throw, it is a `crew::task_errors` listing the cause first, then one
+    `crew::error::timed_out` failure per late actor (by name), then the callbacks'
+    exceptions. Other actors' failures go to their `on_failure` (to stderr when they
+    have none). An empty group completes at once with `nullptr`; a second run while
+    one is in progress completes with `crew::error::already_running`.
+
+    @par Per-operation cancellation
+    All types. Cancelling the run interrupts it with an `operation_aborted` cause;
+    the run completes after every actor returned.
+
     @tparam Executor The executor actors run on; `any_io_executor` by default.
 */
 template <class Executor = net::any_io_executor>
-class basic_run_group {
+class basic_run_group : public detail::run_object<basic_run_group, Executor> {
  public:
   using executor_type = Executor;
 
-  template <class OtherExecutor>
-  struct rebind_executor {
-    using other = basic_run_group<OtherExecutor>;
-  };
-
-  explicit basic_run_group(executor_type const& ex) : basic_run_group(ex, run_group_options{}) {}
+  /// `basic_run_group(ex)`: a run group on `ex` (an executor, or an execution context
+  /// such as an io_context) with the default options.
+  using detail::run_object<basic_run_group, Executor>::run_object;
 
   /// @throws std::invalid_argument if `options.shutdown_grace` is negative.
-  basic_run_group(executor_type const& ex, run_group_options options)
-      : ex_(ex), state_(std::move(options)) {}
-
-  template <class ExecutionContext>
-  requires std::is_convertible_v<ExecutionContext&, net::execution_context&>
-  explicit basic_run_group(ExecutionContext& ctx)
-      : basic_run_group(executor_type(ctx.get_executor())) {}
+  template <detail::executor_or_context<Executor> E>
+  basic_run_group(E&& ex, run_group_options options)
+      : detail::run_object<basic_run_group, Executor>(std::forward<E>(ex)),
+        state_(std::move(options)) {}
 
   /// Interrupts a run in progress (cause: `crew::error::shut_down`) and returns at
   /// once; the run's state lives until its actors have returned.
@@ -234,8 +245,6 @@ class basic_run_group {
 
   basic_run_group(basic_run_group const&) = delete;
   basic_run_group& operator=(basic_run_group const&) = delete;
-
-  executor_type get_executor() const noexcept { return ex_; }
 
   /** Adds an actor. @throws boost::system::system_error with `crew::error::already_running`
       while a run is in progress; std::invalid_argument if `a.execute` is empty.
@@ -259,35 +268,6 @@ class basic_run_group {
   /// The number of actors added.
   std::size_t size() const { return state_.size(); }
 
-  /** Runs every actor until the first returns, then interrupts the rest and waits.
-
-      @par Completion signature
-      `void(std::exception_ptr)`: the cause, which is what the first actor to return
-      threw (`nullptr` if it returned normally; `crew::signal_received` for a signal
-      actor). If the run also saw actors outlive the shutdown grace, or interrupt
-      callbacks throw, it is a `crew::task_errors` listing the cause first, then one
-      `crew::error::timed_out` failure per late actor (by name), then the callbacks'
-      exceptions. Other actors' failures go to their `on_failure` (to stderr when they
-      have none). An empty group completes at once with `nullptr`; a second run while
-      one is in progress completes with `crew::error::already_running`.
-
-      @par Per-operation cancellation
-      All types. Cancelling the run interrupts it with an `operation_aborted` cause;
-      the run completes after every actor returned.
-  */
-  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(std::exception_ptr))
-                CompletionToken BOOST_ASIO_DEFAULT_COMPLETION_TOKEN_TYPE(executor_type)>
-  auto async_run(CompletionToken&& token BOOST_ASIO_DEFAULT_COMPLETION_TOKEN(executor_type)) {
-    return net::async_initiate<CompletionToken, void(std::exception_ptr)>(initiate_run(*this),
-                                                                          token);
-  }
-
-  /// `co_await rg.run()`: rethrows the cause.
-  template <class AwaitableExecutor = net::any_io_executor>
-  net::awaitable<void, AwaitableExecutor> run() {
-    return async_run(net::use_awaitable_t<AwaitableExecutor>{});
-  }
-
   /// Interrupts the run in progress as if an actor had returned normally (the cause
   /// is `nullptr`). With no run in progress, the next run is interrupted as soon as
   /// it has started.
@@ -296,30 +276,16 @@ class basic_run_group {
  private:
   template <class>
   friend class basic_loop;
+  friend class detail::run_object<basic_run_group, Executor>;
 
   basic_run_group(executor_type const& ex, run_group_options options,
                   std::shared_ptr<detail::loop_settings const> loop)
-      : ex_(ex), state_(std::move(options), std::move(loop)) {}
+      : detail::run_object<basic_run_group, Executor>(ex),
+        state_(std::move(options), std::move(loop)) {}
 
-  /// The initiation of async_run, as Asio's own initiations are.
-  class initiate_run {
-   public:
-    using executor_type = Executor;
-    explicit initiate_run(basic_run_group& g) noexcept : group_(&g) {}
-    executor_type get_executor() const noexcept { return group_->ex_; }
+  detail::runnable& runnable_state() noexcept { return state_; }
 
-    template <class Handler>
-    void operator()(Handler&& handler) const {
-      group_->state_.run(net::any_io_executor(group_->ex_),
-                         detail::run_handler(std::forward<Handler>(handler)));
-    }
-
-   private:
-    basic_run_group* group_;
-  };
-
-  executor_type ex_;
-  detail::run_group_state state_;
+  detail::run_group_state state_{run_group_options{}};
 };
 
 /// A run group on `any_io_executor`.

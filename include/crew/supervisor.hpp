@@ -8,6 +8,7 @@
 #include <crew/backoff.hpp>
 #include <crew/clock.hpp>
 #include <crew/config.hpp>
+#include <crew/detail/io_object.hpp>
 #include <crew/detail/task_shape.hpp>
 #include <crew/error.hpp>
 #include <crew/run_group.hpp>
@@ -138,7 +139,6 @@ class restart_intensity_exceeded : public std::runtime_error {
 
 namespace detail {
 class supervisor_core;
-using supervisor_handler = net::any_completion_handler<void(std::exception_ptr)>;
 
 /// The state of a supervisor, compiled in lib/supervisor.cpp.
 std::shared_ptr<supervisor_core> make_supervisor(net::any_io_executor const& ex,
@@ -147,7 +147,8 @@ std::shared_ptr<supervisor_core> make_supervisor(net::any_io_executor const& ex,
 void add_child(supervisor_core& core, std::string name, task_factory factory, restart r,
                source_location site,
                std::function<void(net::any_io_executor const&)> prepare = nullptr);
-void run_supervisor(std::shared_ptr<supervisor_core> const& core, supervisor_handler handler);
+/// The supervisor's runs.
+runnable& runnable_of(supervisor_core& core) noexcept;
 void cancel_supervisor(supervisor_core& core) noexcept;
 void shut_down_supervisor(supervisor_core& core) noexcept;
 bool supervisor_running(supervisor_core const& core) noexcept;
@@ -173,37 +174,46 @@ std::vector<child_info> supervisor_children(supervisor_core const& core);
     All member functions may be called from any thread. Destroying the supervisor
     cancels its run, as `cancel()` does, and never blocks.
 
+    `async_run(token)` (and `co_await sup.run()`, which throws what it reports) starts
+    every child and supervises them until none is left to run.
+
+    @par Completion signature
+    `void(std::exception_ptr)`:
+    - null once no child runs and none is due for a restart (every child ended for
+      good: temporary ones, transient ones that returned), and no failure is left
+      unhandled;
+    - a `crew::task_errors` when the intensity was exceeded (first a
+      `restart_intensity_exceeded` named after the child, then that child's last
+      failure), or when a failure was not answered by a restart: a temporary
+      child's failure, a failure while the supervisor shut its children down, an
+      `on_failure` handler that threw;
+    - `operation_aborted` when the run was cancelled and no failure is left
+      unhandled;
+    - `crew::error::already_running` if another run of this supervisor is in progress.
+    An empty supervisor completes at once. A supervisor can run again after a run
+    completed: every child starts afresh.
+
+    @par Per-operation cancellation
+    All types. Cancelling the run cancels every child (terminal); the run completes
+    once they all ended, as described above.
+
     @tparam Executor The executor the children run on; `any_io_executor` by default.
 */
 template <class Executor = net::any_io_executor>
-class basic_supervisor {
+class basic_supervisor : public detail::run_object<basic_supervisor, Executor> {
  public:
   using executor_type = Executor;
 
-  /// Rebinds the supervisor to another executor type.
-  template <class OtherExecutor>
-  struct rebind_executor {
-    using other = basic_supervisor<OtherExecutor>;
-  };
-
-  /// A one_for_one supervisor allowing 3 restarts in 5 seconds.
-  explicit basic_supervisor(executor_type const& ex) : basic_supervisor(ex, supervisor_options{}) {}
+  /// `basic_supervisor(ex)`: a one_for_one supervisor allowing 3 restarts in 5 seconds,
+  /// on `ex` (an executor, or an execution context such as an io_context).
+  using detail::run_object<basic_supervisor, Executor>::run_object;
 
   /// @throws std::invalid_argument if `options.period` is not positive or
   /// `options.strategy` is not a `restart_strategy`.
-  basic_supervisor(executor_type const& ex, supervisor_options options)
-      : ex_(ex), state_(detail::make_supervisor(net::any_io_executor(ex), std::move(options))) {}
-
-  /// A supervisor on the context's executor.
-  template <class ExecutionContext>
-  requires std::is_convertible_v<ExecutionContext&, net::execution_context&>
-  explicit basic_supervisor(ExecutionContext& ctx)
-      : basic_supervisor(executor_type(ctx.get_executor())) {}
-
-  template <class ExecutionContext>
-  requires std::is_convertible_v<ExecutionContext&, net::execution_context&> basic_supervisor(
-      ExecutionContext& ctx, supervisor_options options)
-      : basic_supervisor(executor_type(ctx.get_executor()), std::move(options)) {}
+  template <detail::executor_or_context<Executor> E>
+  basic_supervisor(E&& ex, supervisor_options options)
+      : detail::run_object<basic_supervisor, Executor>(std::forward<E>(ex)),
+        state_(detail::make_supervisor(net::any_io_executor(this->ex_), std::move(options))) {}
 
   basic_supervisor(basic_supervisor&& other) noexcept = default;
 
@@ -211,7 +221,7 @@ class basic_supervisor {
   basic_supervisor& operator=(basic_supervisor&& other) noexcept {
     if (this != &other) {
       if (state_) detail::shut_down_supervisor(*state_);
-      ex_ = std::move(other.ex_);
+      this->ex_ = std::move(other.ex_);
       state_ = std::move(other.state_);
     }
     return *this;
@@ -221,8 +231,6 @@ class basic_supervisor {
   ~basic_supervisor() {
     if (state_) detail::shut_down_supervisor(*state_);
   }
-
-  executor_type get_executor() const noexcept { return ex_; }
 
   /** Adds a permanent child. While a run is in progress the child starts at once.
 
@@ -273,41 +281,6 @@ class basic_supervisor {
                       options.restart, site, std::move(a.prepare));
   }
 
-  /** Starts every child and supervises them until none is left to run.
-
-      @par Completion signature
-      `void(std::exception_ptr)`:
-      - null once no child runs and none is due for a restart (every child ended for
-        good: temporary ones, transient ones that returned), and no failure is left
-        unhandled;
-      - a `crew::task_errors` when the intensity was exceeded (first a
-        `restart_intensity_exceeded` named after the child, then that child's last
-        failure), or when a failure was not answered by a restart: a temporary
-        child's failure, a failure while the supervisor shut its children down, an
-        `on_failure` handler that threw;
-      - `operation_aborted` when the run was cancelled and no failure is left
-        unhandled;
-      - `crew::error::already_running` if another run of this supervisor is in progress.
-      An empty supervisor completes at once. A supervisor can run again after a run
-      completed: every child starts afresh.
-
-      @par Per-operation cancellation
-      All types. Cancelling the run cancels every child (terminal); the run completes
-      once they all ended, as described above.
-  */
-  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(std::exception_ptr))
-                CompletionToken BOOST_ASIO_DEFAULT_COMPLETION_TOKEN_TYPE(executor_type)>
-  auto async_run(CompletionToken&& token BOOST_ASIO_DEFAULT_COMPLETION_TOKEN(executor_type)) {
-    return net::async_initiate<CompletionToken, void(std::exception_ptr)>(initiate_run(*this),
-                                                                          token);
-  }
-
-  /// `co_await sup.run()`: the awaitable form of async_run; throws what it reports.
-  template <class AwaitableExecutor = net::any_io_executor>
-  net::awaitable<void, AwaitableExecutor> run() {
-    return async_run(net::use_awaitable_t<AwaitableExecutor>{});
-  }
-
   /// Cancels the run in progress, as cancelling async_run does. With no run in
   /// progress (or one initiated whose body has not started yet), the next run is
   /// cancelled as soon as it starts.
@@ -323,32 +296,17 @@ class basic_supervisor {
   std::vector<child_info> children() const { return detail::supervisor_children(state()); }
 
  private:
-  /// The initiation of async_run, as Asio's own initiations are.
-  class initiate_run {
-   public:
-    using executor_type = Executor;
-    explicit initiate_run(basic_supervisor const& s) : ex_(s.ex_), core_(s.state_) {
-      s.state();  // throws if moved from
-    }
-    executor_type get_executor() const noexcept { return ex_; }
+  friend class detail::run_object<basic_supervisor, Executor>;
 
-    template <class Handler>
-    void operator()(Handler&& handler) const {
-      detail::run_supervisor(core_, detail::supervisor_handler(std::forward<Handler>(handler)));
-    }
-
-   private:
-    executor_type ex_;
-    std::shared_ptr<detail::supervisor_core> core_;
-  };
+  detail::runnable& runnable_state() { return detail::runnable_of(state()); }
 
   detail::supervisor_core& state() const {
     if (!state_) throw std::logic_error("crew::supervisor: the supervisor was moved from");
     return *state_;
   }
 
-  executor_type ex_;
-  std::shared_ptr<detail::supervisor_core> state_;
+  std::shared_ptr<detail::supervisor_core> state_ =
+      detail::make_supervisor(net::any_io_executor(this->ex_), supervisor_options{});
 };
 
 /// A supervisor on `any_io_executor`.

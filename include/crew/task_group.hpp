@@ -6,6 +6,8 @@
 #define CREW_TASK_GROUP_HPP
 
 #include <crew/config.hpp>
+#include <crew/detail/group_core.hpp>
+#include <crew/detail/io_object.hpp>
 #include <crew/error.hpp>
 #include <crew/source_location.hpp>
 
@@ -20,6 +22,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -62,10 +65,6 @@ struct spawn_options {
   std::function<void(task_failure const&)> on_failure{};
 };
 
-namespace detail {
-class group_core;
-}  // namespace detail
-
 /** A set of coroutine tasks that are waited for, and cancelled, together.
 
     Each task is an `awaitable<void>`, an `awaitable<boost::system::error_code>`
@@ -88,32 +87,19 @@ class group_core;
     @tparam Executor The executor tasks run on; `any_io_executor` by default.
 */
 template <class Executor = net::any_io_executor>
-class basic_task_group {
+class basic_task_group : public detail::io_object<basic_task_group, Executor> {
  public:
   using executor_type = Executor;
 
-  /// Rebinds the group to another executor type.
-  template <class OtherExecutor>
-  struct rebind_executor {
-    using other = basic_task_group<OtherExecutor>;
-  };
-
-  /// A group with the default options: collect all failures, no limit.
-  explicit basic_task_group(executor_type const& ex);
+  /// `basic_task_group(ex)`: a group on `ex` (an executor, or an execution context such
+  /// as an io_context) with the default options: collect all failures, no limit.
+  using detail::io_object<basic_task_group, Executor>::io_object;
 
   /// @throws std::invalid_argument if `options.limit` or `options.keep_failures` is 0.
-  basic_task_group(executor_type const& ex, task_group_options options);
-
-  /// A group on the context's executor.
-  template <class ExecutionContext>
-  requires std::is_convertible_v<ExecutionContext&, net::execution_context&>
-  explicit basic_task_group(ExecutionContext& ctx)
-      : basic_task_group(executor_type(ctx.get_executor())) {}
-
-  template <class ExecutionContext>
-  requires std::is_convertible_v<ExecutionContext&, net::execution_context&> basic_task_group(
-      ExecutionContext& ctx, task_group_options options)
-      : basic_task_group(executor_type(ctx.get_executor()), std::move(options)) {}
+  template <detail::executor_or_context<Executor> E>
+  basic_task_group(E&& ex, task_group_options options)
+      : detail::io_object<basic_task_group, Executor>(std::forward<E>(ex)),
+        state_(make_state(options)) {}
 
   basic_task_group(basic_task_group&& other) noexcept = default;
 
@@ -122,8 +108,6 @@ class basic_task_group {
 
   /// Cancels every task and returns at once; see the class description.
   ~basic_task_group();
-
-  executor_type get_executor() const noexcept { return ex_; }
 
   /** Spawns a task; past the limit it waits, FIFO, for a slot.
 
@@ -173,9 +157,9 @@ class basic_task_group {
 
   /// Changes the limit; a higher one starts waiting tasks at once.
   /// @throws std::invalid_argument if `limit` is 0.
-  void set_limit(std::size_t limit);
+  void set_limit(std::size_t limit) { state().set_limit(limit); }
 
-  std::size_t limit() const noexcept;
+  std::size_t limit() const noexcept { return state_ ? state_->limit() : 0; }
 
   /** Cancels every running task by emitting `type` on its signal.
 
@@ -183,13 +167,15 @@ class basic_task_group {
       start cancelled: their body never runs. An `operation_aborted` that ends a
       task after this is counted as cancelled, never as a failure.
   */
-  void cancel(net::cancellation_type type = net::cancellation_type::terminal);
+  void cancel(net::cancellation_type type = net::cancellation_type::terminal) {
+    state().cancel(type);
+  }
 
   /// Tasks spawned and not yet finished, including those waiting for a slot.
-  std::size_t size() const noexcept;
+  std::size_t size() const noexcept { return state_ ? state_->size() : 0; }
 
   /// The failures recorded since the last completed wait, in order.
-  std::vector<task_failure> failures() const;
+  std::vector<task_failure> failures() const { return state().failures(); }
 
   /** Waits until every task finished.
 
@@ -232,11 +218,16 @@ class basic_task_group {
  private:
   class initiate_spawn;
   class initiate_wait;
+  using timeout_type = std::optional<std::chrono::steady_clock::duration>;
+  static constexpr timeout_type no_timeout{};
 
   detail::group_core& state() const;
 
-  executor_type ex_;
-  std::shared_ptr<detail::group_core> state_;
+  std::shared_ptr<detail::group_core> make_state(task_group_options const& options) const {
+    return std::make_shared<detail::group_core>(net::any_io_executor(this->ex_), options);
+  }
+
+  std::shared_ptr<detail::group_core> state_ = make_state(task_group_options{});
 };
 
 /// A task group on `any_io_executor`.

@@ -126,35 +126,12 @@ class intrusive_list {
   bool empty() const noexcept { return first_ == nullptr; }
   T* front() const noexcept { return first_; }
 
-  void push_front(T* n) noexcept {
-    n->prev_ = nullptr;
-    n->next_ = first_;
-    if (first_)
-      first_->prev_ = n;
-    else
-      last_ = n;
-    first_ = n;
-  }
-
-  void push_back(T* n) noexcept {
-    n->next_ = nullptr;
-    n->prev_ = last_;
-    if (last_)
-      last_->next_ = n;
-    else
-      first_ = n;
-    last_ = n;
-  }
+  void push_front(T* n) noexcept { link(n, nullptr, first_); }
+  void push_back(T* n) noexcept { link(n, last_, nullptr); }
 
   void erase(T* n) noexcept {
-    if (n->prev_)
-      n->prev_->next_ = n->next_;
-    else
-      first_ = n->next_;
-    if (n->next_)
-      n->next_->prev_ = n->prev_;
-    else
-      last_ = n->prev_;
+    (n->prev_ ? n->prev_->next_ : first_) = n->next_;
+    (n->next_ ? n->next_->prev_ : last_) = n->prev_;
     n->prev_ = n->next_ = nullptr;
   }
 
@@ -165,6 +142,14 @@ class intrusive_list {
   }
 
  private:
+  /// Links `n` between `prev` and `next` (null: the ends).
+  void link(T* n, T* prev, T* next) noexcept {
+    n->prev_ = prev;
+    n->next_ = next;
+    (prev ? prev->next_ : first_) = n;
+    (next ? next->prev_ : last_) = n;
+  }
+
   T* first_ = nullptr;
   T* last_ = nullptr;
 };

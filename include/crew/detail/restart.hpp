@@ -131,6 +131,7 @@ class restart_driver final : public task_owner,
   struct wait_handler;
 
   void spawn_run() noexcept;
+  void run_ended(run_outcome&& outcome) noexcept;
   void decide(run_outcome&& outcome) noexcept;
   void act(restart_decision d, bool abandoned) noexcept;
   void wait_ended(boost::system::error_code ec, bool lost) noexcept;

@@ -74,7 +74,7 @@ class basic_task_group<Executor>::initiate_spawn {
   using executor_type = Executor;
 
   initiate_spawn(basic_task_group const& g, source_location site)
-      : ex_(g.ex_), core_(&g.state()), site_(site) {}
+      : ex_(g.get_executor()), core_(&g.state()), site_(site) {}
 
   executor_type get_executor() const noexcept { return ex_; }
 
@@ -104,7 +104,7 @@ class basic_task_group<Executor>::initiate_wait {
  public:
   using executor_type = Executor;
 
-  explicit initiate_wait(basic_task_group const& g) : ex_(g.ex_), core_(&g.state()) {}
+  explicit initiate_wait(basic_task_group const& g) : ex_(g.get_executor()), core_(&g.state()) {}
 
   executor_type get_executor() const noexcept { return ex_; }
 
@@ -122,19 +122,11 @@ class basic_task_group<Executor>::initiate_wait {
 // ---------------------------------------------------------------- basic_task_group
 
 template <class Executor>
-basic_task_group<Executor>::basic_task_group(executor_type const& ex)
-    : basic_task_group(ex, task_group_options{}) {}
-
-template <class Executor>
-basic_task_group<Executor>::basic_task_group(executor_type const& ex, task_group_options options)
-    : ex_(ex), state_(std::make_shared<detail::group_core>(net::any_io_executor(ex), options)) {}
-
-template <class Executor>
 basic_task_group<Executor>& basic_task_group<Executor>::operator=(
     basic_task_group&& other) noexcept {
   if (this != &other) {
     if (state_) state_->shutdown();
-    ex_ = std::move(other.ex_);
+    this->ex_ = std::move(other.ex_);
     state_ = std::move(other.state_);
   }
   return *this;
@@ -202,43 +194,18 @@ auto basic_task_group<Executor>::async_spawn(Task&& task, spawn_options options,
 }
 
 template <class Executor>
-void basic_task_group<Executor>::set_limit(std::size_t limit) {
-  state().set_limit(limit);
-}
-
-template <class Executor>
-std::size_t basic_task_group<Executor>::limit() const noexcept {
-  return state_ ? state_->limit() : 0;
-}
-
-template <class Executor>
-void basic_task_group<Executor>::cancel(net::cancellation_type type) {
-  state().cancel(type);
-}
-
-template <class Executor>
-std::size_t basic_task_group<Executor>::size() const noexcept {
-  return state_ ? state_->size() : 0;
-}
-
-template <class Executor>
-std::vector<task_failure> basic_task_group<Executor>::failures() const {
-  return state().failures();
-}
-
-template <class Executor>
 template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(std::exception_ptr)) CompletionToken>
 auto basic_task_group<Executor>::async_wait(CompletionToken&& token) {
-  return net::async_initiate<CompletionToken, void(std::exception_ptr)>(
-      initiate_wait(*this), token, std::optional<std::chrono::steady_clock::duration>());
+  return net::async_initiate<CompletionToken, void(std::exception_ptr)>(initiate_wait(*this), token,
+                                                                        no_timeout);
 }
 
 template <class Executor>
 template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(std::exception_ptr)) CompletionToken>
 auto basic_task_group<Executor>::async_wait_for(std::chrono::steady_clock::duration timeout,
                                                 CompletionToken&& token) {
-  return net::async_initiate<CompletionToken, void(std::exception_ptr)>(
-      initiate_wait(*this), token, std::optional<std::chrono::steady_clock::duration>(timeout));
+  return net::async_initiate<CompletionToken, void(std::exception_ptr)>(initiate_wait(*this), token,
+                                                                        timeout_type(timeout));
 }
 
 }  // namespace crew
