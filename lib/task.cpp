@@ -268,8 +268,8 @@ net::any_io_executor plain_executor(net::any_io_executor const& ex) {
   return ex;
 }
 
-task_node* make_task(task_owner& owner, net::any_io_executor const& ex, task_body body,
-                     task_spec spec) {
+task_node* make_task(task_owner& owner, net::any_io_executor const& ex, task_body&& body,
+                     task_spec&& spec) {
   // The task runs on the concrete executor behind `ex` when crew knows it, without any
   // task executor that may wrap it (a task spawning a task). A task executor over an
   // io_context or thread_pool executor fits any_io_executor's in-place storage; over

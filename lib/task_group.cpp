@@ -179,7 +179,7 @@ bool group_core::idle_locked() const noexcept {
   return running_ == 0 && queued_ == 0 && pending_handlers_ == 0;
 }
 
-group_core::admitted group_core::spawn(task_body body, spawn_options&& options,
+group_core::admitted group_core::spawn(task_body&& body, spawn_options&& options,
                                        source_location site, admit_mode mode,
                                        spawn_waiter* waiter) {
   task_spec spec;
@@ -235,15 +235,16 @@ void group_core::task_done(task_node* n, std::exception_ptr e) noexcept {
       std::terminate();  // only allocation can fail; a lost failure breaks the contract
     }
   }
-  retire(n, std::move(failure), n->on_failure_ ? n->on_failure_ : on_failure_);
+  retire(n, std::move(failure), n->on_failure_ ? &n->on_failure_ : &on_failure_);
 }
 
 void group_core::task_abandoned(task_node* n) noexcept {
-  retire(n, std::nullopt, nullptr);
+  std::optional<task_failure> none;
+  retire(n, std::move(none), nullptr);
 }
 
-void group_core::retire(task_node* n, std::optional<task_failure> failure,
-                        failure_handler const& handler) noexcept {
+void group_core::retire(task_node* n, std::optional<task_failure>&& failure,
+                        failure_handler const* handler) noexcept {
   after_unlock todo;
   try {
     std::lock_guard lock(mutex_);
@@ -297,7 +298,7 @@ void group_core::handler_done(task_failure const& failure,
     if (handler_error) f = make_failure(failure, std::move(handler_error), task_stage::handler);
     std::lock_guard lock(mutex_);
     --pending_handlers_;
-    if (f) record_failure_locked(std::move(*f), nullptr, todo);
+    if (f) record_failure_locked(std::move(*f), nullptr, todo);  // no handler for a handler
     finish_waits_locked(todo);
   } catch (...) {
     std::terminate();
@@ -305,9 +306,10 @@ void group_core::handler_done(task_failure const& failure,
   run(todo);
 }
 
-void group_core::record_failure_locked(task_failure&& f, failure_handler const& handler,
+void group_core::record_failure_locked(task_failure&& f, failure_handler const* handler_ptr,
                                        after_unlock& todo) {
   if (policy_ == failure_policy::cancel_on_first && !cancelled_) cancel_locked(todo);
+  failure_handler const* handler = handler_ptr && *handler_ptr ? handler_ptr : nullptr;
   std::optional<task_failure> copy;
   if (handler) copy.emplace(f);
   bool const kept = failures_.add(std::move(f));
@@ -320,7 +322,7 @@ void group_core::record_failure_locked(task_failure&& f, failure_handler const& 
     todo.dropped.push_back(std::move(f));
     return;
   }
-  handler_queue_.push_back(handler_call{handler, std::move(*copy), kept});
+  handler_queue_.push_back(handler_call{*handler, std::move(*copy), kept});
   if (!std::exchange(draining_, true)) todo.drain = true;
 }
 

@@ -18,7 +18,9 @@
 //
 #define BOOST_TEST_MODULE compiler_defects
 #include <crew/loop.hpp>
+#include <crew/retry.hpp>
 #include <crew/run_group.hpp>
+#include <crew/supervisor.hpp>
 #include <crew/task_group.hpp>
 
 #include "co_test.hpp"
@@ -110,4 +112,32 @@ CO_TEST_CASE(loop_from_a_co_awaited_executor) {
   lp.add(crew::execute([s]() -> net::awaitable<void> { co_await yield_once(); }));
   lp.stop();
   co_await lp.run();
+}
+
+// Supervisors and retries in the shapes their docs show next to a co_await.
+CO_TEST_CASE(supervisor_from_a_co_awaited_executor) {
+  crew::supervisor sup{co_await net::this_coro::executor};
+  sup.add(std::string(64, 's'), job, {.restart = crew::restart::temporary});
+  co_await sup.run();
+  crew::supervisor_options options;
+  options.name = std::string(64, 'n');
+  crew::supervisor named{co_await net::this_coro::executor, options};
+  named.add("job", job, {.restart = crew::restart::transient});
+  auto [e] = co_await named.async_run(net::as_tuple(net::use_awaitable));
+  BOOST_TEST(!e);
+}
+
+CO_TEST_CASE(retry_options_initiated_then_awaited) {
+  auto ex = co_await net::this_coro::executor;
+  int calls = 0;
+  crew::retry_options options{.max_attempts = 3, .backoff = crew::backoff::none()};
+  auto op = crew::async_retry(
+      ex,
+      [&calls, s = std::string(64, 'r')]() -> net::awaitable<void> {
+        if (++calls < 2) throw std::runtime_error(s);
+        co_return;
+      },
+      options, net::use_awaitable);
+  co_await std::move(op);
+  BOOST_TEST(calls == 2);
 }

@@ -82,7 +82,7 @@ class group_core final : public task_owner, public std::enable_shared_from_this<
       which starts it now, queues it, or (try_spawn) refuses and drops it. For
       async_spawn, `waiter` hears once whether the task got a slot.
   */
-  admitted spawn(task_body body, spawn_options&& options, source_location site, admit_mode mode,
+  admitted spawn(task_body&& body, spawn_options&& options, source_location site, admit_mode mode,
                  spawn_waiter* waiter = nullptr);
 
   void task_done(task_node* n, std::exception_ptr e) noexcept override;
@@ -126,12 +126,12 @@ class group_core final : public task_owner, public std::enable_shared_from_this<
 
   admitted admit(task_node* n, admit_mode mode);
   bool idle_locked() const noexcept;
-  void record_failure_locked(task_failure&& f, failure_handler const& handler, after_unlock& todo);
+  void record_failure_locked(task_failure&& f, failure_handler const* handler, after_unlock& todo);
   void cancel_locked(after_unlock& todo);
   void fill_slots_locked(after_unlock& todo);
   void finish_waits_locked(after_unlock& todo);
-  void retire(task_node* n, std::optional<task_failure> failure,
-              failure_handler const& handler) noexcept;
+  void retire(task_node* n, std::optional<task_failure>&& failure,
+              failure_handler const* handler) noexcept;
   /// Does what a locked section decided, after the unlock. Static: `this` may be gone.
   static void run(after_unlock& todo) noexcept;
   void drain(bool lost) noexcept;

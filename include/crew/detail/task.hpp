@@ -230,8 +230,8 @@ net::any_io_executor plain_executor(net::any_io_executor const& ex);
     `owner`, not started yet: the owner admits it, then calls start() or discard().
     `body` was checked when it was made (make_task_body).
 */
-task_node* make_task(task_owner& owner, net::any_io_executor const& ex, task_body body,
-                     task_spec spec);
+task_node* make_task(task_owner& owner, net::any_io_executor const& ex, task_body&& body,
+                     task_spec&& spec);
 
 }  // namespace crew::detail
 
