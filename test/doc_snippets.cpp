@@ -151,7 +151,7 @@ CO_TEST_CASE(on_failure) {
   crew::task_group_options options;
   options.name = "workers";
   options.on_failure = [&log](crew::task_failure const& f) {
-    log << "failed: " << crew::to_string(f) << '\n';  // runs on the group's strand
+    log << "failed: " << crew::to_string(f) << '\n';  // one call at a time, on the group's executor
   };
   crew::task_group group{ex, options};
   //]

@@ -44,7 +44,8 @@ struct task_group_options {
   /// The most tasks that run at once, at least 1, or `crew::unlimited`. Tasks beyond it
   /// wait in FIFO order.
   std::size_t limit = unlimited;
-  /// Called once per failure, after it is recorded, on the group's strand. A handler
+  /// Called once per failure, after it is recorded, on the group's executor, one call at
+  /// a time. A handler
   /// that throws has its exception recorded as a failure of stage `handler`.
   std::function<void(task_failure const&)> on_failure{};
   /// Appears in diagnostics.

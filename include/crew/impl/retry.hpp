@@ -26,28 +26,31 @@ void validate_retry_options(retry_options const& o);
 void start_retry(net::any_io_executor const& ex, attempt_function fn, retry_options const& o,
                  source_location site, retry_handler handler);
 
+/// What an attempt function returns.
+template <class F, bool = std::is_invocable_v<F&, retrier&>>
+struct attempt_result {
+  using type = std::invoke_result_t<F&, retrier&>;
+};
+template <class F>
+struct attempt_result<F, false> {
+  using type = std::invoke_result_t<F&>;
+};
+
 template <class F>
 attempt_function make_attempt_function(F&& fn) {
   using fn_type = std::decay_t<F>;
   constexpr bool takes_retrier = std::is_invocable_v<fn_type&, retrier&>;
-  using awaitable_type = decltype([] {
-    if constexpr (takes_retrier)
-      return std::type_identity<std::invoke_result_t<fn_type&, retrier&>>{};
-    else
-      return std::type_identity<std::invoke_result_t<fn_type&>>{};
-  }())::type;
+  using awaitable_type = typename attempt_result<fn_type>::type;
   static_assert(is_task_awaitable_v<awaitable_type>,
                 "crew::async_retry: the attempt function returns net::awaitable<void> or "
                 "net::awaitable<error_code> (on net::any_io_executor)");
   check_task(fn, "crew::async_retry: fn");
   return [f = fn_type(std::forward<F>(fn))](retrier& r) mutable -> task_body {
     // The function lives in the operation, which outlives every attempt.
-    return unique_function<awaitable_type()>([&f, &r] {
-      if constexpr (takes_retrier)
-        return f(r);
-      else
-        return f();
-    });
+    if constexpr (takes_retrier)
+      return unique_function<awaitable_type()>([&f, &r] { return f(r); });
+    else
+      return unique_function<awaitable_type()>([&f] { return f(); });
   };
 }
 
