@@ -12,8 +12,9 @@
 //   yield      the same, each task yielding once (post)
 //   fail10     every tenth task throws; every failure is kept (crew: task_errors)
 //   fail10_traces   the same with crew's throw-site traces on (raw: off, its baseline)
-//   limit64    at most 64 tasks at once: crew's async_spawn waits for a slot, as raw
-//              Asio's hand-written semaphore and every peer's limit do
+//   limit64    at most 64 tasks at once: the spawner waits for a slot, as raw Asio's
+//              hand-written semaphore and every peer's limit do (crew: try_spawn, and
+//              async_spawn when it is refused, as the semaphore's try_acquire)
 //   limit64_queued  the same with crew's spawn, which queues past the limit (every
 //              frame exists at once); raw: the same semaphore
 //   cancel     N tasks each waiting on a one-hour timer: time from cancel to the end
@@ -170,6 +171,7 @@ net::awaitable<void> crew_burst(task_fn task, std::size_t n, std::size_t limit) 
   auto ex = co_await net::this_coro::executor;
   crew::task_group_options options;
   options.limit = limit;
+  options.keep_failures = crew::unlimited;  // every failure kept, as raw Asio keeps them
   crew::task_group group{ex, options};
   for (std::size_t i = 0; i < n; ++i) group.spawn(task(i));
   try {
@@ -184,7 +186,10 @@ net::awaitable<void> crew_limit_async(task_fn task, std::size_t n) {
   options.limit = 64;
   crew::task_group group{ex, options};
   for (std::size_t i = 0; i < n; ++i) {
-    auto admitted = group.async_spawn(task(i), net::use_awaitable);
+    // As the raw semaphore's try_acquire: suspend only when no slot is free.
+    auto t = task(i);
+    if (group.try_spawn(std::move(t))) continue;
+    auto admitted = group.async_spawn(std::move(t), net::use_awaitable);
     co_await std::move(admitted);
   }
   co_await group.wait();

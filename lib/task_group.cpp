@@ -189,9 +189,7 @@ group_core::admitted group_core::spawn(task_body&& body, spawn_options&& options
   task_node* n = make_task(*this, ex_, std::move(body), std::move(spec));
   n->waiter_ = waiter;
   if (waiter) n->spawn_key_ = next_key();
-  auto const result = admit(n, mode);
-  if (result == admitted::refused) n->discard();
-  return result;
+  return admit(n, mode);
 }
 
 group_core::admitted group_core::admit(task_node* n, admit_mode mode) {
@@ -200,10 +198,10 @@ group_core::admitted group_core::admit(task_node* n, admit_mode mode) {
   {
     std::lock_guard lock(mutex_);
     bool const was_idle = !keep_alive_;
-    if (running_ < limit_ && queue_.empty()) {
+    if (mode == admit_mode::reserved || (running_ < limit_ && queue_.empty())) {
       running_list_.push_front(n);
       n->in_running_list_ = true;
-      ++running_;
+      if (mode != admit_mode::reserved) ++running_;
       if (n->waiter_)
         todo.spawns.emplace_back(std::exchange(n->waiter_, nullptr), boost::system::error_code{});
       if (cancelled_) {
@@ -211,8 +209,6 @@ group_core::admitted group_core::admit(task_node* n, admit_mode mode) {
         todo.to_cancel.emplace_back(n);
       }
       result = admitted::started;
-    } else if (mode == admit_mode::try_spawn) {
-      return admitted::refused;
     } else {
       queue_.push_back(n);
       if (mode == admit_mode::spawn) ++queued_;
@@ -224,6 +220,27 @@ group_core::admitted group_core::admit(task_node* n, admit_mode mode) {
   run(todo);
   if (result == admitted::started) n->start();
   return result;
+}
+
+bool group_core::try_reserve() {
+  std::lock_guard lock(mutex_);
+  if (running_ >= limit_ || !queue_.empty()) return false;
+  ++running_;
+  if (!keep_alive_) keep_alive_ = shared_from_this();
+  return true;
+}
+
+void group_core::release_reservation() noexcept {
+  after_unlock todo;
+  try {
+    std::lock_guard lock(mutex_);
+    --running_;
+    fill_slots_locked(todo);
+    finish_waits_locked(todo);
+  } catch (...) {
+    std::terminate();  // only allocation can fail, as in retire()
+  }
+  run(todo);
 }
 
 void group_core::task_done(task_node* n, std::exception_ptr e) noexcept {

@@ -118,10 +118,12 @@ CO_TEST_CASE(limits) {
   for (int i = 0; i < 100; ++i)
     group.spawn(crew_test::yield_n(3));  // past the limit, tasks wait in FIFO order
 
-  bool const admitted = group.try_spawn(crew_test::yield_once());  // false: no free slot
-
-  auto op = group.async_spawn(crew_test::yield_once(), net::use_awaitable);
-  co_await std::move(op);  // suspends until a slot is free: back-pressure
+  auto task = crew_test::yield_once();
+  bool const admitted = group.try_spawn(std::move(task));  // false: no free slot
+  if (!admitted) {                                         // a refused task is left as it was
+    auto op = group.async_spawn(std::move(task), net::use_awaitable);
+    co_await std::move(op);  // suspends until a slot is free: back-pressure
+  }
 
   group.set_limit(16);  // takes effect at once
   co_await group.wait();

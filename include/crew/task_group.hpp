@@ -125,7 +125,12 @@ class basic_task_group : public detail::io_object<basic_task_group, Executor> {
   template <class Task>
   void spawn(Task&& task, spawn_options options, source_location site = source_location::current());
 
-  /// Spawns the task only if a slot is free now (Go's `TryGo`); false otherwise.
+  /** Spawns the task only if a slot is free now (Go's `TryGo`).
+
+      @returns false at the limit, and then `task` is left as it was: the caller still
+      owns it and may, for example, hand it to `async_spawn`.
+      @throws std::invalid_argument as `spawn` does.
+  */
   template <class Task>
   bool try_spawn(Task&& task, source_location site = source_location::current());
 

@@ -71,19 +71,27 @@ class group_core final : public task_owner, public std::enable_shared_from_this<
 
   enum class admit_mode {
     spawn,        ///< start now, or queue behind the limit
-    try_spawn,    ///< start now, or refuse
     async_spawn,  ///< start now, or wait for a slot (not counted while it waits)
+    reserved,     ///< start now, in the slot try_reserve took
   };
-  enum class admitted { started, queued, refused };
+  enum class admitted { started, queued };
 
   net::any_io_executor const& executor() const noexcept { return ex_; }
 
   /** The one way into a group: makes the task `body` (the task layer) and admits it,
-      which starts it now, queues it, or (try_spawn) refuses and drops it. For
+      which starts it now or queues it. For
       async_spawn, `waiter` hears once whether the task got a slot.
   */
   admitted spawn(task_body&& body, spawn_options&& options, source_location site, admit_mode mode,
                  spawn_waiter* waiter = nullptr);
+
+  /** try_spawn's first step: takes a free slot for a task not made yet, so that a
+      refused task stays with the caller. False at the limit. A true result must be
+      followed by spawn(…, admit_mode::reserved) or release_reservation().
+  */
+  bool try_reserve();
+  /// Gives back a slot try_reserve took, unused: making the task threw.
+  void release_reservation() noexcept;
 
   void task_done(task_node* n, std::exception_ptr e) noexcept override;
   void task_abandoned(task_node* n) noexcept override;

@@ -167,10 +167,19 @@ template <class Executor>
 template <class Task>
 bool basic_task_group<Executor>::try_spawn(Task&& task, spawn_options options,
                                            source_location site) {
+  char const* const who = "crew::task_group::try_spawn";
   auto& core = state();
-  return core.spawn(detail::make_task_body(std::forward<Task>(task), "crew::task_group::try_spawn"),
-                    std::move(options), site, detail::group_core::admit_mode::try_spawn) !=
-         detail::group_core::admitted::refused;
+  detail::check_task(task, who);
+  // The slot first, so that a refused task is never moved from.
+  if (!core.try_reserve()) return false;
+  try {
+    core.spawn(detail::make_task_body(std::forward<Task>(task), who), std::move(options), site,
+               detail::group_core::admit_mode::reserved);
+  } catch (...) {
+    core.release_reservation();
+    throw;
+  }
+  return true;
 }
 
 template <class Executor>
