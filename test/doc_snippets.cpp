@@ -120,7 +120,8 @@ CO_TEST_CASE(limits) {
 
   auto task = crew_test::yield_once();
   bool const admitted = group.try_spawn(std::move(task));  // false: no free slot
-  if (!admitted) {                                         // a refused task is left as it was
+  if (!admitted) {
+    // A refused task is left as it was: wait for a slot.
     auto op = group.async_spawn(std::move(task), net::use_awaitable);
     co_await std::move(op);  // suspends until a slot is free: back-pressure
   }
