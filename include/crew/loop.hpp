@@ -69,19 +69,14 @@ run_group_options run_options_of(loop_options const& options);
     @tparam Executor The executor actors run on; `any_io_executor` by default.
 */
 template <class Executor = net::any_io_executor>
-class basic_loop : public detail::run_object<basic_loop, Executor> {
+class basic_loop
+    : public detail::run_object<basic_loop, Executor, loop_options, detail::run_group_state> {
  public:
-  using executor_type = Executor;
-
-  /// `basic_loop(ex)`: a loop on `ex` (an executor, or an execution context such as an
-  /// io_context) with the default options.
-  using detail::run_object<basic_loop, Executor>::run_object;
-
-  /// @throws std::invalid_argument if `restart_delay` or `shutdown_grace` is negative.
-  template <detail::executor_or_context<Executor> E>
-  basic_loop(E&& ex, loop_options const& options)
-      : detail::run_object<basic_loop, Executor>(std::forward<E>(ex)),
-        group_(make_group(options)) {}
+  /** `basic_loop(ex[, options])`: a loop on `ex` (an executor, or an execution context
+      such as an io_context).
+      @throws std::invalid_argument if `restart_delay` or `shutdown_grace` is negative.
+  */
+  using basic_loop::run_object::run_object;
 
   /// Stops a run in progress and returns at once.
   ~basic_loop() = default;
@@ -89,7 +84,7 @@ class basic_loop : public detail::run_object<basic_loop, Executor> {
   /// Adds an actor; as `run_group::add`. Each of its runs is a crew task, spawned at
   /// `site` (the caller's location by default).
   void add(actor a, source_location site = source_location::current()) {
-    group_.add(std::move(a), site);
+    this->state_.add(std::move(a), site);
   }
 
   /// Adds an actor made of `crew::execute(f)` and optionally `crew::interrupt(g)`,
@@ -101,22 +96,18 @@ class basic_loop : public detail::run_object<basic_loop, Executor> {
     add(std::move(a), site);
   }
 
-  std::size_t size() const { return group_.size(); }
+  std::size_t size() const { return this->state_.size(); }
 
   /// Interrupts every actor (the cause is `nullptr`); the run completes once they all
   /// returned. With no run in progress, the next run stops as soon as it started.
-  void stop() { group_.interrupt(); }
+  void stop() { this->state_.interrupt(); }
 
  private:
-  friend class detail::run_object<basic_loop, Executor>;
-
-  detail::runnable& runnable_state() noexcept { return group_.state_; }
-
-  basic_run_group<Executor> make_group(loop_options const& options) const {
-    return {this->ex_, detail::run_options_of(options), detail::make_loop_settings(options)};
+  friend detail::io_access;
+  static detail::run_group_state make_state(Executor const&, loop_options const& options) {
+    return detail::run_group_state(detail::run_options_of(options),
+                                   detail::make_loop_settings(options));
   }
-
-  basic_run_group<Executor> group_ = make_group(loop_options{});
 };
 
 /// A loop on `any_io_executor`.

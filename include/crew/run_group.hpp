@@ -225,19 +225,14 @@ std::pair<actor, source_location> make_actor(Parts&&... parts) {
     @tparam Executor The executor actors run on; `any_io_executor` by default.
 */
 template <class Executor = net::any_io_executor>
-class basic_run_group : public detail::run_object<basic_run_group, Executor> {
+class basic_run_group : public detail::run_object<basic_run_group, Executor, run_group_options,
+                                                  detail::run_group_state> {
  public:
-  using executor_type = Executor;
-
-  /// `basic_run_group(ex)`: a run group on `ex` (an executor, or an execution context
-  /// such as an io_context) with the default options.
-  using detail::run_object<basic_run_group, Executor>::run_object;
-
-  /// @throws std::invalid_argument if `options.shutdown_grace` is negative.
-  template <detail::executor_or_context<Executor> E>
-  basic_run_group(E&& ex, run_group_options options)
-      : detail::run_object<basic_run_group, Executor>(std::forward<E>(ex)),
-        state_(std::move(options)) {}
+  /** `basic_run_group(ex[, options])`: a run group on `ex` (an executor, or an execution
+      context such as an io_context).
+      @throws std::invalid_argument if `options.shutdown_grace` is negative.
+  */
+  using basic_run_group::run_object::run_object;
 
   /// Interrupts a run in progress (cause: `crew::error::shut_down`) and returns at
   /// once; the run's state lives until its actors have returned.
@@ -251,7 +246,7 @@ class basic_run_group : public detail::run_object<basic_run_group, Executor> {
       @param site Defaults to the caller's location, the actor's spawn site in failures.
   */
   void add(actor a, source_location site = source_location::current()) {
-    state_.add(std::move(a), site);
+    this->state_.add(std::move(a), site);
   }
 
   /** Adds an actor made of `crew::execute(f)` and, in any order, optionally
@@ -262,30 +257,22 @@ class basic_run_group : public detail::run_object<basic_run_group, Executor> {
   requires(sizeof...(Parts) >= 1 &&
            (!std::is_same_v<std::decay_t<Parts>, actor> && ...)) void add(Parts&&... parts) {
     auto [a, site] = detail::make_actor(std::forward<Parts>(parts)...);
-    state_.add(std::move(a), site);
+    this->state_.add(std::move(a), site);
   }
 
   /// The number of actors added.
-  std::size_t size() const { return state_.size(); }
+  std::size_t size() const { return this->state_.size(); }
 
   /// Interrupts the run in progress as if an actor had returned normally (the cause
   /// is `nullptr`). With no run in progress, the next run is interrupted as soon as
   /// it has started.
-  void interrupt() { state_.interrupt(); }
+  void interrupt() { this->state_.interrupt(); }
 
  private:
-  template <class>
-  friend class basic_loop;
-  friend class detail::run_object<basic_run_group, Executor>;
-
-  basic_run_group(executor_type const& ex, run_group_options options,
-                  std::shared_ptr<detail::loop_settings const> loop)
-      : detail::run_object<basic_run_group, Executor>(ex),
-        state_(std::move(options), std::move(loop)) {}
-
-  detail::runnable& runnable_state() noexcept { return state_; }
-
-  detail::run_group_state state_{run_group_options{}};
+  friend detail::io_access;
+  static detail::run_group_state make_state(Executor const&, run_group_options options) {
+    return detail::run_group_state(std::move(options));
+  }
 };
 
 /// A run group on `any_io_executor`.

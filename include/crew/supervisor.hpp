@@ -200,36 +200,32 @@ std::vector<child_info> supervisor_children(supervisor_core const& core);
     @tparam Executor The executor the children run on; `any_io_executor` by default.
 */
 template <class Executor = net::any_io_executor>
-class basic_supervisor : public detail::run_object<basic_supervisor, Executor> {
+class basic_supervisor : public detail::run_object<basic_supervisor, Executor, supervisor_options,
+                                                   std::shared_ptr<detail::supervisor_core>> {
  public:
-  using executor_type = Executor;
-
-  /// `basic_supervisor(ex)`: a one_for_one supervisor allowing 3 restarts in 5 seconds,
-  /// on `ex` (an executor, or an execution context such as an io_context).
-  using detail::run_object<basic_supervisor, Executor>::run_object;
-
-  /// @throws std::invalid_argument if `options.period` is not positive or
-  /// `options.strategy` is not a `restart_strategy`.
-  template <detail::executor_or_context<Executor> E>
-  basic_supervisor(E&& ex, supervisor_options options)
-      : detail::run_object<basic_supervisor, Executor>(std::forward<E>(ex)),
-        state_(detail::make_supervisor(net::any_io_executor(this->ex_), std::move(options))) {}
+  /** `basic_supervisor(ex[, options])`: a supervisor on `ex` (an executor, or an
+      execution context such as an io_context). The default options make a one_for_one
+      supervisor allowing 3 restarts in 5 seconds.
+      @throws std::invalid_argument if `options.period` is not positive or
+      `options.strategy` is not a `restart_strategy`.
+  */
+  using basic_supervisor::run_object::run_object;
 
   basic_supervisor(basic_supervisor&& other) noexcept = default;
 
   /// Cancels this supervisor's run (as the destructor does), then takes over `other`.
   basic_supervisor& operator=(basic_supervisor&& other) noexcept {
     if (this != &other) {
-      if (state_) detail::shut_down_supervisor(*state_);
+      if (this->state_) detail::shut_down_supervisor(*this->state_);
       this->ex_ = std::move(other.ex_);
-      state_ = std::move(other.state_);
+      this->state_ = std::move(other.state_);
     }
     return *this;
   }
 
   /// Cancels the run in progress, if any, and returns at once.
   ~basic_supervisor() {
-    if (state_) detail::shut_down_supervisor(*state_);
+    if (this->state_) detail::shut_down_supervisor(*this->state_);
   }
 
   /** Adds a permanent child. While a run is in progress the child starts at once.
@@ -287,26 +283,31 @@ class basic_supervisor : public detail::run_object<basic_supervisor, Executor> {
   void cancel() { detail::cancel_supervisor(state()); }
 
   /// Whether a run is in progress.
-  bool running() const noexcept { return state_ && detail::supervisor_running(*state_); }
+  bool running() const noexcept {
+    return this->state_ && detail::supervisor_running(*this->state_);
+  }
 
   /// The number of children added.
-  std::size_t size() const noexcept { return state_ ? detail::supervisor_size(*state_) : 0; }
+  std::size_t size() const noexcept {
+    return this->state_ ? detail::supervisor_size(*this->state_) : 0;
+  }
 
   /// A snapshot of every child, in the order they were added.
   std::vector<child_info> children() const { return detail::supervisor_children(state()); }
 
  private:
-  friend class detail::run_object<basic_supervisor, Executor>;
+  friend detail::io_access;
+  static std::shared_ptr<detail::supervisor_core> make_state(Executor const& ex,
+                                                             supervisor_options options) {
+    return detail::make_supervisor(net::any_io_executor(ex), std::move(options));
+  }
 
   detail::runnable& runnable_state() { return detail::runnable_of(state()); }
 
   detail::supervisor_core& state() const {
-    if (!state_) throw std::logic_error("crew::supervisor: the supervisor was moved from");
-    return *state_;
+    if (!this->state_) throw std::logic_error("crew::supervisor: the supervisor was moved from");
+    return *this->state_;
   }
-
-  std::shared_ptr<detail::supervisor_core> state_ =
-      detail::make_supervisor(net::any_io_executor(this->ex_), supervisor_options{});
 };
 
 /// A supervisor on `any_io_executor`.

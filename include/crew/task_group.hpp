@@ -88,19 +88,17 @@ struct spawn_options {
     @tparam Executor The executor tasks run on; `any_io_executor` by default.
 */
 template <class Executor = net::any_io_executor>
-class basic_task_group : public detail::io_object<basic_task_group, Executor> {
+class basic_task_group : public detail::io_object<basic_task_group, Executor, task_group_options,
+                                                  std::shared_ptr<detail::group_core>> {
  public:
   using executor_type = Executor;
 
-  /// `basic_task_group(ex)`: a group on `ex` (an executor, or an execution context such
-  /// as an io_context) with the default options: collect all failures, no limit.
-  using detail::io_object<basic_task_group, Executor>::io_object;
-
-  /// @throws std::invalid_argument if `options.limit` or `options.keep_failures` is 0.
-  template <detail::executor_or_context<Executor> E>
-  basic_task_group(E&& ex, task_group_options options)
-      : detail::io_object<basic_task_group, Executor>(std::forward<E>(ex)),
-        state_(make_state(options)) {}
+  /** `basic_task_group(ex[, options])`: a group on `ex` (an executor, or an execution
+      context such as an io_context). The default options collect all failures, with no
+      limit.
+      @throws std::invalid_argument if `options.limit` or `options.keep_failures` is 0.
+  */
+  using basic_task_group::io_object::io_object;
 
   basic_task_group(basic_task_group&& other) noexcept = default;
 
@@ -165,7 +163,7 @@ class basic_task_group : public detail::io_object<basic_task_group, Executor> {
   /// @throws std::invalid_argument if `limit` is 0.
   void set_limit(std::size_t limit) { state().set_limit(limit); }
 
-  std::size_t limit() const noexcept { return state_ ? state_->limit() : 0; }
+  std::size_t limit() const noexcept { return this->state_ ? this->state_->limit() : 0; }
 
   /** Cancels every running task by emitting `type` on its signal.
 
@@ -178,7 +176,7 @@ class basic_task_group : public detail::io_object<basic_task_group, Executor> {
   }
 
   /// Tasks spawned and not yet finished, including those waiting for a slot.
-  std::size_t size() const noexcept { return state_ ? state_->size() : 0; }
+  std::size_t size() const noexcept { return this->state_ ? this->state_->size() : 0; }
 
   /// The failures recorded since the last completed wait, in order.
   std::vector<task_failure> failures() const { return state().failures(); }
@@ -229,11 +227,11 @@ class basic_task_group : public detail::io_object<basic_task_group, Executor> {
 
   detail::group_core& state() const;
 
-  std::shared_ptr<detail::group_core> make_state(task_group_options const& options) const {
-    return std::make_shared<detail::group_core>(net::any_io_executor(this->ex_), options);
+  friend detail::io_access;
+  static std::shared_ptr<detail::group_core> make_state(Executor const& ex,
+                                                        task_group_options const& options) {
+    return std::make_shared<detail::group_core>(net::any_io_executor(ex), options);
   }
-
-  std::shared_ptr<detail::group_core> state_ = make_state(task_group_options{});
 };
 
 /// A task group on `any_io_executor`.

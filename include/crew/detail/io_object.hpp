@@ -16,6 +16,7 @@
 
 #include <exception>
 #include <type_traits>
+#include <utility>
 
 namespace crew::detail {
 
@@ -34,10 +35,32 @@ Executor executor_from(T&& t) {
     return Executor(t.get_executor());
 }
 
+class runnable;
+
+/// How io_object and run_object reach the private parts of the object they are a base of:
+/// `static State make_state(Executor const&, Options)`, and the `runnable` that a
+/// run_object runs: its state, or what its `runnable_state()` returns.
+struct io_access {
+  template <class Object, class Executor, class Options>
+  static auto make_state(Executor const& ex, Options&& options) {
+    return Object::make_state(ex, std::forward<Options>(options));
+  }
+
+  template <class Object>
+  static runnable& runnable_state(Object& object) {
+    if constexpr (std::is_base_of_v<runnable, std::remove_cvref_t<decltype(object.state_)>>)
+      return object.state_;
+    else
+      return object.runnable_state();
+  }
+};
+
 /** What crew's executor-generic objects have in common with Asio's I/O objects: the
-    executor type, its rebind, and `get_executor()`.
+    executor type, its rebind, `get_executor()`, and the constructor from an executor or
+    an execution context plus the object's options. The object's state, which the
+    options configure, is `state_`, made by the object's `make_state`.
 */
-template <template <class> class Object, class Executor>
+template <template <class> class Object, class Executor, class Options, class State>
 class io_object {
  public:
   using executor_type = Executor;
@@ -50,13 +73,22 @@ class io_object {
 
   executor_type get_executor() const noexcept { return ex_; }
 
-  /// On `ex`: an executor, or an execution context such as an io_context. A derived
-  /// object that inherits this constructor has its default options.
+  /// On `ex`: an executor, or an execution context such as an io_context, whose
+  /// executor it takes; with the object's default options.
   template <executor_or_context<Executor> E>
-  explicit io_object(E&& ex) : ex_(executor_from<Executor>(std::forward<E>(ex))) {}
+  explicit io_object(E&& ex) : io_object(std::forward<E>(ex), Options{}) {}
+
+  /// The same, with `options`. Two constructors, not a defaulted parameter: g++ 12
+  /// destroys a defaulted argument twice when the call also holds a co_await
+  /// (DESIGN §2), as in `crew::task_group g{co_await this_coro::executor};`.
+  template <executor_or_context<Executor> E>
+  io_object(E&& ex, Options options)
+      : ex_(executor_from<Executor>(std::forward<E>(ex))),
+        state_(io_access::make_state<Object<Executor>>(ex_, std::move(options))) {}
 
  protected:
   executor_type ex_;
+  State state_;
 };
 
 using run_handler = net::any_completion_handler<void(std::exception_ptr)>;
@@ -95,8 +127,8 @@ class initiate_run {
     gives its `runnable` through `runnable_state()`; its own documentation says what a
     run does and what it completes with.
 */
-template <template <class> class Object, class Executor>
-class run_object : public io_object<Object, Executor> {
+template <template <class> class Object, class Executor, class Options, class State>
+class run_object : public io_object<Object, Executor, Options, State> {
  public:
   /** Runs until the object's run is over (see the class).
 
@@ -112,7 +144,7 @@ class run_object : public io_object<Object, Executor> {
   auto async_run(CompletionToken&& token BOOST_ASIO_DEFAULT_COMPLETION_TOKEN(Executor)) {
     auto& self = static_cast<Object<Executor>&>(*this);
     return net::async_initiate<CompletionToken, void(std::exception_ptr)>(
-        initiate_run<Executor>(this->ex_, self.runnable_state()), token);
+        initiate_run<Executor>(this->ex_, io_access::runnable_state(self)), token);
   }
 
   /// `co_await x.run()`: the awaitable form of async_run; throws what it reports.
@@ -121,7 +153,7 @@ class run_object : public io_object<Object, Executor> {
     return async_run(net::use_awaitable_t<AwaitableExecutor>{});
   }
 
-  using io_object<Object, Executor>::io_object;
+  using io_object<Object, Executor, Options, State>::io_object;
 };
 
 }  // namespace crew::detail

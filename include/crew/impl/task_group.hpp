@@ -125,22 +125,22 @@ template <class Executor>
 basic_task_group<Executor>& basic_task_group<Executor>::operator=(
     basic_task_group&& other) noexcept {
   if (this != &other) {
-    if (state_) state_->shutdown();
+    if (this->state_) this->state_->shutdown();
     this->ex_ = std::move(other.ex_);
-    state_ = std::move(other.state_);
+    this->state_ = std::move(other.state_);
   }
   return *this;
 }
 
 template <class Executor>
 basic_task_group<Executor>::~basic_task_group() {
-  if (state_) state_->shutdown();
+  if (this->state_) this->state_->shutdown();
 }
 
 template <class Executor>
 detail::group_core& basic_task_group<Executor>::state() const {
-  if (!state_) throw std::logic_error("crew::task_group: the group was moved from");
-  return *state_;
+  if (!this->state_) throw std::logic_error("crew::task_group: the group was moved from");
+  return *this->state_;
 }
 
 template <class Executor>
