@@ -188,7 +188,7 @@ group_core::admitted group_core::spawn(task_body&& body, spawn_options&& options
   spec.on_failure = std::move(options.on_failure);
   task_node* n = make_task(*this, ex_, std::move(body), std::move(spec));
   n->waiter_ = waiter;
-  if (waiter) n->spawn_key_ = next_key();
+  if (waiter) waiter->key_ = next_key();
   return admit(n, mode);
 }
 
@@ -212,7 +212,7 @@ group_core::admitted group_core::admit(task_node* n, admit_mode mode) {
     } else {
       queue_.push_back(n);
       if (mode == admit_mode::spawn) ++queued_;
-      if (n->waiter_) n->waiter_->queued(weak_from_this(), n->spawn_key_);
+      if (n->waiter_) n->waiter_->queued(weak_from_this(), n->waiter_->key_);
       result = admitted::queued;
     }
     if (was_idle) keep_alive_ = shared_from_this();
@@ -505,7 +505,7 @@ void group_core::cancel_key(std::uint64_t key, boost::asio::cancellation_type) n
       }
     }
     for (task_node* n = queue_.front(); n; n = n->next_) {
-      if (n->waiter_ && n->spawn_key_ == key) {
+      if (n->waiter_ && n->waiter_->key_ == key) {
         queue_.erase(n);
         withdrawn = std::exchange(n->waiter_, nullptr);
         todo.to_discard.push_back(n);

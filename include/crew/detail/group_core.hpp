@@ -46,6 +46,8 @@ class spawn_waiter {
   /// admit it, so that the waiter can install its cancellation, keyed by `key`.
   virtual void queued(std::weak_ptr<group_core> group, std::uint64_t key) noexcept = 0;
 
+  std::uint64_t key_ = 0;  ///< what its cancellation names, given by the group
+
  protected:
   ~spawn_waiter() = default;
 };

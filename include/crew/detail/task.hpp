@@ -152,9 +152,7 @@ class task_node {
   // Membership of a group's running list or start queue, guarded by the group's mutex.
   task_node* prev_ = nullptr;
   task_node* next_ = nullptr;
-  bool in_running_list_ = false;
   spawn_waiter* waiter_ = nullptr;  // set while an async_spawn waits for its slot
-  std::uint64_t spawn_key_ = 0;
 
   boost::asio::cancellation_signal signal_;
 
@@ -187,6 +185,10 @@ class task_node {
   std::atomic<std::uint32_t> refs_{1};
   std::atomic<std::uint32_t> state_{0};
   std::atomic<std::uint32_t> pending_type_{0};
+
+ public:
+  // Here, not with the list links, so that it fills the padding after the atomics.
+  bool in_running_list_ = false;  ///< guarded by the group's mutex
 };
 
 /// An owning reference to a task_node.
