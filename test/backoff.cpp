@@ -7,6 +7,8 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include "test_util.hpp"
+
 #include <chrono>
 #include <limits>
 #include <stdexcept>
@@ -21,16 +23,7 @@ constexpr double infinity = std::numeric_limits<double>::infinity();
 constexpr double not_a_number = std::numeric_limits<double>::quiet_NaN();
 constexpr auto years_200 = std::chrono::duration_cast<duration>(std::chrono::years(200));
 
-/// The message of the invalid_argument that `f` throws, or a note that it threw none.
-template <class F>
-std::string invalid_argument_of(F f) {
-  try {
-    f();
-  } catch (std::invalid_argument const& e) {
-    return e.what();
-  }
-  return "(no invalid_argument thrown)";
-}
+using crew_test::invalid_argument_of;
 
 std::string refusal(crew::exponential_backoff e) {
   return invalid_argument_of([&] { (void)crew::backoff(e); });

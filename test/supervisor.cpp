@@ -951,15 +951,7 @@ BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(invalid)
 
-template <class F>
-std::string invalid_argument_of(F f) {
-  try {
-    f();
-  } catch (std::invalid_argument const& e) {
-    return e.what();
-  }
-  return "(nothing thrown)";
-}
+using crew_test::invalid_argument_of;
 
 BOOST_AUTO_TEST_CASE(bad_options_and_children_are_invalid_arguments_naming_the_value) {
   net::io_context ctx;

@@ -980,12 +980,23 @@ void check_untouched(net::io_context& ctx, crew::task_group& g) {
   BOOST_TEST(!*result);
 }
 
-// Before: spawned, then SEGV calling through the null pointer when the task started.
-BOOST_AUTO_TEST_CASE(spawn_refuses_a_null_function_pointer_of_either_shape) {
+/// One task of each shape that cannot run, next to an untouched group.
+struct cannot_run {
   net::io_context ctx;
   crew::task_group g{ctx};
   void_function null_void = nullptr;
   code_function null_code = nullptr;
+  net::awaitable<void> void_task = yield_once();
+  net::awaitable<boost::system::error_code> code_task = succeed_with_a_code();
+  // Declared after the tasks: these take them, leaving void_task and code_task moved from.
+  net::awaitable<void> void_taken = std::move(void_task);
+  net::awaitable<boost::system::error_code> code_taken = std::move(code_task);
+  std::function<net::awaitable<void>()> empty_void;
+  std::function<net::awaitable<boost::system::error_code>()> empty_code;
+};
+
+// Before: spawned, then SEGV calling through the null pointer when the task started.
+BOOST_FIXTURE_TEST_CASE(spawn_refuses_a_null_function_pointer_of_either_shape, cannot_run) {
   check_refused([&] { g.spawn(null_void); }, "crew::task_group::spawn", "null function pointer");
   check_refused([&] { g.spawn(null_code, {.name = "named"}); }, "crew::task_group::spawn",
                 "null function pointer");
@@ -994,13 +1005,7 @@ BOOST_AUTO_TEST_CASE(spawn_refuses_a_null_function_pointer_of_either_shape) {
 
 // Before: spawned, then UBSan "member access within null pointer of type
 // awaitable_frame" (SEGV without UBSan) when the task started.
-BOOST_AUTO_TEST_CASE(spawn_refuses_a_moved_from_awaitable_of_either_shape) {
-  net::io_context ctx;
-  crew::task_group g{ctx};
-  auto void_task = yield_once();
-  auto void_taken = std::move(void_task);
-  auto code_task = succeed_with_a_code();
-  auto code_taken = std::move(code_task);
+BOOST_FIXTURE_TEST_CASE(spawn_refuses_a_moved_from_awaitable_of_either_shape, cannot_run) {
   check_refused([&] { g.spawn(std::move(void_task)); },  // NOLINT(bugprone-use-after-move)
                 "crew::task_group::spawn", "awaitable that was moved from");
   check_refused([&] { g.spawn(std::move(code_task), {.name = "named"}); },  // NOLINT
@@ -1009,28 +1014,14 @@ BOOST_AUTO_TEST_CASE(spawn_refuses_a_moved_from_awaitable_of_either_shape) {
 }
 
 // Before: spawned, then the task failed with a bare std::bad_function_call.
-BOOST_AUTO_TEST_CASE(spawn_refuses_an_empty_std_function_of_either_shape) {
-  net::io_context ctx;
-  crew::task_group g{ctx};
-  std::function<net::awaitable<void>()> empty_void;
-  std::function<net::awaitable<boost::system::error_code>()> empty_code;
+BOOST_FIXTURE_TEST_CASE(spawn_refuses_an_empty_std_function_of_either_shape, cannot_run) {
   check_refused([&] { g.spawn(empty_void); }, "crew::task_group::spawn", "empty std::function");
   check_refused([&] { g.spawn(std::move(empty_code)); }, "crew::task_group::spawn",
                 "empty std::function");
   check_untouched(ctx, g);
 }
 
-BOOST_AUTO_TEST_CASE(try_spawn_refuses_a_task_that_cannot_run) {
-  net::io_context ctx;
-  crew::task_group g{ctx};
-  void_function null_void = nullptr;
-  code_function null_code = nullptr;
-  auto void_task = yield_once();
-  auto void_taken = std::move(void_task);
-  auto code_task = succeed_with_a_code();
-  auto code_taken = std::move(code_task);
-  std::function<net::awaitable<void>()> empty_void;
-  std::function<net::awaitable<boost::system::error_code>()> empty_code;
+BOOST_FIXTURE_TEST_CASE(try_spawn_refuses_a_task_that_cannot_run, cannot_run) {
   std::string const who = "crew::task_group::try_spawn";
   check_refused([&] { g.try_spawn(null_void); }, who, "null function pointer");
   check_refused([&] { g.try_spawn(null_code, {.name = "named"}); }, who, "null function pointer");
@@ -1044,17 +1035,7 @@ BOOST_AUTO_TEST_CASE(try_spawn_refuses_a_task_that_cannot_run) {
 }
 
 // With a callback the throw happens at initiation; the callback never runs.
-BOOST_AUTO_TEST_CASE(async_spawn_with_a_callback_refuses_at_initiation) {
-  net::io_context ctx;
-  crew::task_group g{ctx};
-  void_function null_void = nullptr;
-  code_function null_code = nullptr;
-  auto void_task = yield_once();
-  auto void_taken = std::move(void_task);
-  auto code_task = succeed_with_a_code();
-  auto code_taken = std::move(code_task);
-  std::function<net::awaitable<void>()> empty_void;
-  std::function<net::awaitable<boost::system::error_code>()> empty_code;
+BOOST_FIXTURE_TEST_CASE(async_spawn_with_a_callback_refuses_at_initiation, cannot_run) {
   int called = 0;
   auto callback = [&] { return [&](boost::system::error_code) { ++called; }; };
   std::string const who = "crew::task_group::async_spawn";
@@ -1273,10 +1254,7 @@ CO_TEST_CASE(past_keep_failures_a_failure_is_counted_and_reported_at_once) {
   captured_reports reports;
   auto ex = co_await net::this_coro::executor;
   {
-    crew::task_group_options options;
-    options.name = "bounded";
-    options.keep_failures = 3;
-    crew::task_group g{ex, options};
+    crew::task_group g{ex, {.name = "bounded", .keep_failures = 3}};
     for (int round = 0; round < 2; ++round) {
       BOOST_TEST_CONTEXT("round " << round) {
         int const base = 10 * round;
@@ -1379,10 +1357,7 @@ CO_TEST_CASE(a_never_waited_group_reports_each_failure_once) {
   captured_reports reports;
   auto ex = co_await net::this_coro::executor;
   {
-    crew::task_group_options options;
-    options.name = "never waited";
-    options.keep_failures = 2;
-    crew::task_group g{ex, options};
+    crew::task_group g{ex, {.name = "never waited", .keep_failures = 2}};
     for (int i = 0; i < 5; ++i) g.spawn(fail_after(0, i));
     co_await crew_test::yield_until([&] { return g.size() == 0u; });
     BOOST_TEST(reports.total() == 3u);
@@ -1496,41 +1471,38 @@ CO_TEST_CASE_MT(cancel_on_first_on_two_threads, 2) {
   }
 }
 
+/// 200 tasks, each failing after 0 to 2 yields, in a group that keeps 10 failures; the
+/// wait's task_errors, which must be there, keep 10 and count 190.
+net::awaitable<crew::task_errors> two_hundred_failures_keeping_ten(
+    net::any_io_executor ex, std::function<void(crew::task_failure const&)> on_failure) {
+  crew::task_group g{ex, {.on_failure = std::move(on_failure), .keep_failures = 10}};
+  for (int i = 0; i < 200; ++i) g.spawn(fail_after(i % 3, i));
+  auto [e] = co_await g.async_wait(net::as_tuple(net::use_awaitable));
+  auto const* errors = crew::detail::exception_cast<crew::task_errors>(e);
+  BOOST_REQUIRE(errors);
+  BOOST_TEST(errors->size() == 10u);
+  BOOST_TEST(errors->dropped() == 190u);
+  co_return *errors;
+}
+
 CO_TEST_CASE_MT(keep_failures_holds_on_two_threads, 2) {
   captured_reports reports;
   auto ex = co_await net::this_coro::executor;
-  {
-    crew::task_group_options options;
-    options.keep_failures = 10;
-    crew::task_group g{ex, options};
-    for (int i = 0; i < 200; ++i) g.spawn(fail_after(i % 3, i));
-    auto [e] = co_await g.async_wait(net::as_tuple(net::use_awaitable));
-    auto const* errors = crew::detail::exception_cast<crew::task_errors>(e);
-    BOOST_REQUIRE(errors);
-    BOOST_TEST(errors->size() == 10u);
-    BOOST_TEST(errors->dropped() == 190u);
-    // A dropped failure's report keeps the group busy: all are in when the wait ends.
-    BOOST_TEST(reports.total() == 190u);
-    // Every failure went exactly one way: kept, or to the failure path.
-    std::vector<int> ways(200, 0);
-    for (auto const& f : errors->failures()) ++ways.at(f.as<test_error>()->n);
-    for (int i = 0; i < 200; ++i) ways[i] += reports.count(i);
-    BOOST_TEST(std::count(ways.begin(), ways.end(), 1) == 200);
-  }
-  {
-    std::atomic<int> seen{0};
-    crew::task_group_options options;
-    options.on_failure = [&seen](crew::task_failure const&) { ++seen; };
-    options.keep_failures = 10;
-    crew::task_group g{ex, options};
-    for (int i = 0; i < 200; ++i) g.spawn(fail_after(i % 3, i));
-    auto [e] = co_await g.async_wait(net::as_tuple(net::use_awaitable));
-    auto const* errors = crew::detail::exception_cast<crew::task_errors>(e);
-    BOOST_REQUIRE(errors);
-    BOOST_TEST(errors->size() == 10u);
-    BOOST_TEST(errors->dropped() == 190u);
-    BOOST_TEST(seen == 200);
-  }
+  auto without_handler = two_hundred_failures_keeping_ten(ex, nullptr);
+  auto const errors = co_await std::move(without_handler);
+  // A dropped failure's report keeps the group busy: all are in when the wait ends.
+  BOOST_TEST(reports.total() == 190u);
+  // Every failure went exactly one way: kept, or to the failure path.
+  std::vector<int> ways(200, 0);
+  for (auto const& f : errors.failures()) ++ways.at(f.as<test_error>()->n);
+  for (int i = 0; i < 200; ++i) ways[i] += reports.count(i);
+  BOOST_TEST(std::count(ways.begin(), ways.end(), 1) == 200);
+
+  std::atomic<int> seen{0};
+  auto with_handler =
+      two_hundred_failures_keeping_ten(ex, [&seen](crew::task_failure const&) { ++seen; });
+  co_await std::move(with_handler);
+  BOOST_TEST(seen == 200);
   BOOST_TEST(reports.total() == 190u);  // none more: the handler saw them
 }
 

@@ -111,6 +111,17 @@ inline std::exception_ptr outcome(std::future<void>& f) {
   }
 }
 
+/// The message of the std::invalid_argument that `f` throws, or a note that it threw none.
+template <class F>
+std::string invalid_argument_of(F f) {
+  try {
+    f();
+  } catch (std::invalid_argument const& e) {
+    return e.what();
+  }
+  return "(no invalid_argument thrown)";
+}
+
 }  // namespace crew_test
 
 #endif
