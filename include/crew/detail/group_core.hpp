@@ -81,8 +81,8 @@ class group_core final : public task_owner, public std::enable_shared_from_this<
   net::any_io_executor const& executor() const noexcept { return ex_; }
 
   /** The one way into a group: makes the task `body` (the task layer) and admits it,
-      which starts it now or queues it. For
-      async_spawn, `waiter` hears once whether the task got a slot.
+      which starts it now or queues it. For async_spawn, `waiter` hears once whether
+      the task got a slot.
   */
   admitted spawn(task_body&& body, spawn_options&& options, source_location site, admit_mode mode,
                  spawn_waiter* waiter = nullptr);
