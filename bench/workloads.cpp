@@ -15,6 +15,8 @@
 //   limit64    at most 64 tasks at once: the spawner waits for a slot, as raw Asio's
 //              hand-written semaphore and every peer's limit do (crew: try_spawn, and
 //              async_spawn when it is refused, as the semaphore's try_acquire)
+//   limit64_async  the same with crew's async_spawn alone, which suspends the spawner
+//              for every task; raw: the same semaphore
 //   limit64_queued  the same with crew's spawn, which queues past the limit (every
 //              frame exists at once); raw: the same semaphore
 //   cancel     N tasks each waiting on a one-hour timer: time from cancel to the end
@@ -180,15 +182,16 @@ net::awaitable<void> crew_burst(task_fn task, std::size_t n, std::size_t limit) 
   }
 }
 
-net::awaitable<void> crew_limit_async(task_fn task, std::size_t n) {
+/// At most 64 tasks at once; with `try_first`, the spawner suspends only when no slot is
+/// free (as the raw semaphore's try_acquire), else every spawn goes through async_spawn.
+net::awaitable<void> crew_limit(task_fn task, std::size_t n, bool try_first) {
   auto ex = co_await net::this_coro::executor;
   crew::task_group_options options;
   options.limit = 64;
   crew::task_group group{ex, options};
   for (std::size_t i = 0; i < n; ++i) {
-    // As the raw semaphore's try_acquire: suspend only when no slot is free.
     auto t = task(i);
-    if (group.try_spawn(std::move(t))) continue;
+    if (try_first && group.try_spawn(std::move(t))) continue;
     auto admitted = group.async_spawn(std::move(t), net::use_awaitable);
     co_await std::move(admitted);
   }
@@ -312,7 +315,9 @@ int main(int argc, char** argv) {
       return raw ? bursts(yield_task, n) : crew_burst(yield_task, n, crew::unlimited);
     if (workload == "fail10" || workload == "fail10_traces")
       return raw ? bursts(fail10_task, n) : crew_burst(fail10_task, n, crew::unlimited);
-    if (workload == "limit64") return raw ? limits(noop_task, n) : crew_limit_async(noop_task, n);
+    if (workload == "limit64") return raw ? limits(noop_task, n) : crew_limit(noop_task, n, true);
+    if (workload == "limit64_async")
+      return raw ? limits(noop_task, n) : crew_limit(noop_task, n, false);
     if (workload == "limit64_queued")
       return raw ? limits(noop_task, n) : crew_burst(noop_task, n, 64);
     if (workload == "run_group" && !raw) return crew_run_group(n);
