@@ -33,8 +33,10 @@ class category final : public boost::system::error_category {
                                                "limit reached",
                                                "task stopped unexpectedly"};
     static_assert(std::size(messages) == static_cast<int>(error::task_stopped_unexpectedly));
-    std::string m = detail::enum_name(ev, messages, static_cast<int>(error::timed_out));
-    return m == "unknown" ? "crew error " + std::to_string(ev) : m;
+    if (auto const* m =
+            detail::enum_name(ev, messages, static_cast<int>(error::timed_out), nullptr))
+      return m;
+    return "crew error " + std::to_string(ev);
   }
 
   boost::system::error_condition default_error_condition(int ev) const noexcept override {

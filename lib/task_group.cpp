@@ -212,7 +212,7 @@ group_core::admitted group_core::admit(task_node* n, admit_mode mode) {
     } else {
       queue_.push_back(n);
       if (mode == admit_mode::spawn) ++queued_;
-      if (n->waiter_) n->waiter_->queued(weak_from_this(), n->waiter_->key_);
+      if (n->waiter_) n->waiter_->queued(weak_from_this());
       result = admitted::queued;
     }
     if (was_idle) keep_alive_ = shared_from_this();

@@ -45,8 +45,8 @@ struct task_group_options {
   /// wait in FIFO order.
   std::size_t limit = unlimited;
   /// Called once per failure, after it is recorded, on the group's executor, one call at
-  /// a time. A handler
-  /// that throws has its exception recorded as a failure of stage `handler`.
+  /// a time. A handler that throws has its exception recorded as a failure of stage
+  /// `handler`.
   std::function<void(task_failure const&)> on_failure{};
   /// Appears in diagnostics.
   std::string name{};

@@ -10,12 +10,12 @@
 namespace crew::detail {
 
 /// The name of `e` in `names`, which lists the enumerators in order from `first`;
-/// "unknown" for a value out of range (a cast from an integer).
+/// `fallback` for a value out of range (a cast from an integer).
 template <class Enum, std::size_t N>
-constexpr char const* enum_name(Enum e, char const* const (&names)[N],
-                                long long first = 0) noexcept {
+constexpr char const* enum_name(Enum e, char const* const (&names)[N], long long first = 0,
+                                char const* fallback = "unknown") noexcept {
   auto const i = static_cast<long long>(e) - first;
-  return i >= 0 && i < static_cast<long long>(N) ? names[i] : "unknown";
+  return i >= 0 && i < static_cast<long long>(N) ? names[i] : fallback;
 }
 
 }  // namespace crew::detail

@@ -43,8 +43,8 @@ class spawn_waiter {
   virtual void admitted(boost::system::error_code ec) noexcept = 0;
 
   /// The task must wait for a slot: called under the group's lock, before anyone can
-  /// admit it, so that the waiter can install its cancellation, keyed by `key`.
-  virtual void queued(std::weak_ptr<group_core> group, std::uint64_t key) noexcept = 0;
+  /// admit it, so that the waiter can install its cancellation, keyed by `key_`.
+  virtual void queued(std::weak_ptr<group_core> group) noexcept = 0;
 
   std::uint64_t key_ = 0;  ///< what its cancellation names, given by the group
 

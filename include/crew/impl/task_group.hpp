@@ -47,12 +47,12 @@ class spawn_op final : public spawn_waiter {
     holder.post(ec);
   }
 
-  void queued(std::weak_ptr<group_core> group, std::uint64_t key) noexcept override {
+  void queued(std::weak_ptr<group_core> group) noexcept override {
     auto slot = net::get_associated_cancellation_slot(handler_.handler());
     if (!slot.is_connected()) return;
     try {
       slot.template emplace<keyed_cancellation<group_core>>(
-          keyed_cancellation<group_core>{std::move(group), key});
+          keyed_cancellation<group_core>{std::move(group), key_});
     } catch (...) {
       // Without memory for its cancellation the spawn still completes, uncancellable.
     }
