@@ -22,6 +22,8 @@ struct loop_settings {
   crew::backoff backoff;
   crew::clock* clock;
   std::string name;
+  /// The owner kind failures are reported under: "loop", or "repeatable".
+  char const* kind;
 };
 
 namespace {
@@ -58,15 +60,7 @@ class loop_policy final : public restart_policy {
  private:
   /// Every failed iteration goes to the actor's on_failure, or to the failure path.
   void report(task_failure f) {
-    if (actor_.on_failure) {
-      try {
-        actor_.on_failure(f.exception);
-        return;
-      } catch (...) {
-        f = make_failure(f, std::current_exception(), task_stage::handler);
-      }
-    }
-    report_failure("loop", settings_->name, "had a failure nobody handled", std::move(f));
+    handle_failure(actor_.on_failure, settings_->kind, settings_->name, std::move(f));
   }
 
   actor const& actor_;  // the run's copy, which outlives its drivers
@@ -84,12 +78,34 @@ std::unique_ptr<restart_policy> make_loop_policy(actor const& a, source_location
   return std::make_unique<loop_policy>(a, site, std::move(settings), std::move(on_start));
 }
 
+void handle_failure(std::function<void(std::exception_ptr)> const& on_failure,
+                    char const* owner_kind, std::string const& owner_name,
+                    task_failure f) noexcept {
+  if (on_failure) {
+    try {
+      on_failure(f.exception);
+      return;
+    } catch (...) {
+      try {
+        f = make_failure(f, std::current_exception(), task_stage::handler);
+      } catch (...) {
+        // Only allocation can fail here: report the failure the handler was given.
+      }
+    }
+  }
+  report_failure(owner_kind, owner_name, "had a failure nobody handled", std::move(f));
+}
+
 std::shared_ptr<loop_settings const> make_loop_settings(loop_options const& o) {
+  return make_loop_settings(o, "loop");
+}
+
+std::shared_ptr<loop_settings const> make_loop_settings(loop_options const& o, char const* kind) {
   if (o.restart_delay < clock::duration::zero())
     throw std::invalid_argument("crew::loop: options.restart_delay is negative (" +
                                 format_duration(o.restart_delay) + ")");
   return std::make_shared<loop_settings const>(
-      loop_settings{o.restart_delay, o.backoff, o.clock, o.name});
+      loop_settings{o.restart_delay, o.backoff, o.clock, o.name, kind});
 }
 
 run_group_options run_options_of(loop_options const& o) {

@@ -6,9 +6,12 @@
 #include <crew/detail/failure.hpp>
 #include <crew/detail/restart.hpp>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/error.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <limits>
 
@@ -335,6 +338,32 @@ void run_once(net::any_io_executor const& ex, task_factory factory, char const* 
   auto policy = make_once_policy(std::move(factory), name, site);
   start_driver(ex, clock::steady(), std::move(policy), owner_kind, std::move(name),
                std::move(handler));
+}
+
+// ---------------------------------------------------------------- drive
+
+net::awaitable<std::exception_ptr> drive(crew::clock& clk, std::unique_ptr<restart_policy> policy,
+                                         char const* owner_kind, std::string owner_name) {
+  return drive(clk, std::move(policy), owner_kind, std::move(owner_name), nullptr);
+}
+
+net::awaitable<std::exception_ptr> drive(
+    crew::clock& clk, std::unique_ptr<restart_policy> policy, char const* owner_kind,
+    std::string owner_name,
+    std::function<void(std::shared_ptr<restart_driver> const&)> before_start) {
+  auto const ex = co_await net::this_coro::executor;
+  auto token = net::as_tuple(net::use_awaitable);
+  auto op = net::async_initiate<decltype(token), void(std::exception_ptr)>(
+      [&](auto handler) {
+        auto d = std::make_shared<restart_driver>(ex, clk, std::move(policy), owner_kind,
+                                                  std::move(owner_name),
+                                                  restart_driver::handler_type(std::move(handler)));
+        if (before_start) before_start(d);
+        d->start();
+      },
+      token);
+  auto [e] = co_await std::move(op);
+  co_return e;
 }
 
 }  // namespace crew::detail

@@ -74,16 +74,24 @@ net::awaitable<void> wait_for_signals(std::unique_ptr<net::signal_set> set,
 
 }  // namespace
 
-actor signals(std::vector<int> signos) {
-  if (signos.empty()) throw std::invalid_argument("crew::signals: signos is empty");
+namespace detail {
+
+void check_signals(char const* who, std::vector<int> const& signos) {
+  if (signos.empty()) throw std::invalid_argument(std::string(who) + ": signos is empty");
   for (int s : signos) {
     if (s <= 0 || s >= NSIG)
-      throw std::invalid_argument("crew::signals: " + std::to_string(s) +
+      throw std::invalid_argument(std::string(who) + ": " + std::to_string(s) +
                                   " is not a signal number");
     if (s == SIGKILL || s == SIGSTOP)
-      throw std::invalid_argument("crew::signals: signal " + std::to_string(s) +
+      throw std::invalid_argument(std::string(who) + ": signal " + std::to_string(s) +
                                   " cannot be caught");
   }
+}
+
+}  // namespace detail
+
+actor signals(std::vector<int> signos) {
+  detail::check_signals("crew::signals", signos);
   auto registration = std::make_shared<signal_registration>(std::move(signos));
   actor a;
   a.name = "signals";

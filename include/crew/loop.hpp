@@ -40,6 +40,15 @@ std::unique_ptr<restart_policy> make_loop_policy(actor const& a, source_location
                                                  std::function<void(std::uint64_t)> on_start);
 /// @throws std::invalid_argument naming the field if an option is out of range.
 std::shared_ptr<loop_settings const> make_loop_settings(loop_options const& options);
+/// The same, for a policy whose failures are reported under `owner_kind` (a string
+/// literal) instead of "loop": `crew::tasks::repeatable` is a loop's actor of its own.
+std::shared_ptr<loop_settings const> make_loop_settings(loop_options const& options,
+                                                        char const* owner_kind);
+/// A failed run of an actor, or of a provided task: to `on_failure` if there is one,
+/// else (or if it throws, as a failure of stage `handler`) to the failure path, reported
+/// as `<owner_kind> '<owner_name>' had a failure nobody handled`.
+void handle_failure(std::function<void(std::exception_ptr)> const& on_failure,
+                    char const* owner_kind, std::string const& owner_name, task_failure f) noexcept;
 run_group_options run_options_of(loop_options const& options);
 }  // namespace detail
 

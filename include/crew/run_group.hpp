@@ -130,6 +130,10 @@ struct run_group_options {
 
 namespace detail {
 class run_core;
+
+/// @throws std::invalid_argument naming `who` if `signos` is empty, or holds a number
+/// that is not a signal or a signal that cannot be caught.
+void check_signals(char const* who, std::vector<int> const& signos);
 struct loop_settings;
 
 /// An actor as added, with where it was added.

@@ -17,6 +17,7 @@
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 
 #include <cstddef>
@@ -174,6 +175,21 @@ std::unique_ptr<restart_policy> make_once_policy(
 */
 void run_once(net::any_io_executor const& ex, task_factory factory, char const* owner_kind,
               std::string name, source_location site, restart_driver::handler_type handler);
+
+/** `co_await drive(...)`: drives `policy` from a coroutine, on its executor, until the
+    policy stops, and returns the stop's result (never throws it). Cancelling the
+    awaiting coroutine stops the driver, as `restart_driver::stop` says. A provided task
+    that repeats (`crew::tasks::repeatable`) is this, inside its `execute()`.
+*/
+net::awaitable<std::exception_ptr> drive(crew::clock& clk, std::unique_ptr<restart_policy> policy,
+                                         char const* owner_kind, std::string owner_name);
+
+/// The same, calling `before_start` with the driver before its first run: for a policy
+/// whose owner also steers the driver (`interrupt_run`, `resume`).
+net::awaitable<std::exception_ptr> drive(
+    crew::clock& clk, std::unique_ptr<restart_policy> policy, char const* owner_kind,
+    std::string owner_name,
+    std::function<void(std::shared_ptr<restart_driver> const&)> before_start);
 
 }  // namespace crew::detail
 
