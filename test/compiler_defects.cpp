@@ -22,6 +22,7 @@
 #include <crew/run_group.hpp>
 #include <crew/supervisor.hpp>
 #include <crew/task_group.hpp>
+#include <crew/task_manager.hpp>
 
 #include "co_test.hpp"
 #include "test_util.hpp"
@@ -123,6 +124,28 @@ CO_TEST_CASE(supervisor_from_a_co_awaited_executor) {
   options.name = std::string(64, 'n');
   crew::supervisor named{co_await net::this_coro::executor, options};
   named.add("job", job, {.restart = crew::restart::transient});
+  auto [e] = co_await named.async_run(net::as_tuple(net::use_awaitable));
+  BOOST_TEST(!e);
+}
+
+// A task manager in the shapes docs/task_manager.md shows next to a co_await.
+namespace {
+struct managed_job {
+  net::awaitable<void> initialize() { co_await yield_once(); }
+  net::awaitable<void> execute() { co_await yield_once(); }
+  net::awaitable<void> cleanup() { co_await yield_once(); }
+};
+}  // namespace
+
+CO_TEST_CASE(task_manager_from_a_co_awaited_executor) {
+  crew::task_manager tm{co_await net::this_coro::executor};
+  tm.add(std::string(64, 'm'), managed_job{}, crew::task_kind::error);
+  tm.add_execute_task(std::string(64, 'x'), job, crew::task_kind::error);
+  co_await tm.run();
+  crew::task_manager_options options;
+  options.name = std::string(64, 'n');
+  crew::task_manager named{co_await net::this_coro::executor, options};
+  named.add("job", managed_job{}, crew::task_kind::stop_group);
   auto [e] = co_await named.async_run(net::as_tuple(net::use_awaitable));
   BOOST_TEST(!e);
 }

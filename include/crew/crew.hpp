@@ -15,5 +15,7 @@
 #include <crew/source_location.hpp>
 #include <crew/supervisor.hpp>
 #include <crew/task_group.hpp>
+#include <crew/task_manager.hpp>
+#include <crew/tasks.hpp>
 
 #endif
