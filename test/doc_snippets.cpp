@@ -37,6 +37,7 @@ net::awaitable<void> crawl(std::vector<std::string> urls) {
 #include <boost/test/unit_test.hpp>
 
 #include <atomic>
+#include <csignal>
 #include <sstream>
 
 namespace {
@@ -211,4 +212,201 @@ BOOST_AUTO_TEST_CASE(throw_site_traces_switch) {
   crew::set_throw_site_traces(true);
   //]
   BOOST_TEST(crew::throw_site_traces());
+}
+
+// ---------------------------------------------------------------- task manager
+// The snippets of docs/task_manager.md.
+
+namespace {
+
+std::vector<std::string> stages;  // what the managed tasks below did, in order
+
+}  // namespace
+
+//[managed_task
+/// A managed task: three coroutines returning awaitable<void>.
+struct cache {
+  net::awaitable<void> initialize() {  // in order of add, one after the other
+    stages.push_back("cache: load");
+    co_return;
+  }
+  net::awaitable<void> execute() {  // all together, until cancelled
+    co_await crew_test::sleep_for(1h);
+  }
+  net::awaitable<void> cleanup() {  // in reverse order of add, after every execute
+    stages.push_back("cache: flush");
+    co_return;
+  }
+};
+static_assert(crew::managed_task<cache>);
+//]
+
+namespace {
+
+/// Stands for any managed task in the snippets: its execute waits until cancelled.
+template <int N>
+struct demo_task {
+  static inline std::atomic<int> executes{0};
+  net::awaitable<void> initialize() { co_return; }
+  net::awaitable<void> execute() {
+    ++executes;
+    co_await crew_test::sleep_for(1h);
+  }
+  net::awaitable<void> cleanup() { co_return; }
+};
+using consumer = demo_task<1>;
+using flush_metrics = demo_task<2>;
+using http_server = demo_task<3>;
+using worker = demo_task<4>;
+using poller = demo_task<5>;
+
+/// A failing initialize, for the result snippet.
+struct broken_queue {
+  net::awaitable<void> initialize() {
+    throw std::runtime_error("queue: broker unreachable");
+    co_return;
+  }
+  net::awaitable<void> execute() { co_return; }
+  net::awaitable<void> cleanup() {
+    stages.push_back("queue: cleanup");
+    co_return;
+  }
+};
+
+}  // namespace
+
+CO_TEST_CASE(task_manager_run) {
+  stages.clear();
+  //[task_manager_run
+  auto ex = co_await net::this_coro::executor;  // name the executor first
+  crew::task_manager manager{ex};
+  manager.add("cache", cache{}, crew::task_kind::strict);
+  // An execute-only task of kind stop_group: once it returns normally, the run cancels
+  // the other executes, cleans up, and completes without an error.
+  manager.add_execute_task(
+      "batch",
+      []() -> net::awaitable<void> {
+        stages.push_back("batch: done");
+        co_return;
+      },
+      crew::task_kind::stop_group);
+  auto run = manager.run();
+  co_await std::move(run);  // rethrows crew::task_errors if something failed
+  //]
+  BOOST_TEST(stages == (std::vector<std::string>{"cache: load", "batch: done", "cache: flush"}),
+             boost::test_tools::per_element());
+}
+
+CO_TEST_CASE(task_manager_result) {
+  stages.clear();
+  auto ex = co_await net::this_coro::executor;
+  crew::task_manager manager{ex};
+  manager.add("cache", cache{}, crew::task_kind::strict);
+  manager.add("queue", broken_queue{}, crew::task_kind::strict);
+  std::ostringstream log;
+  //[task_manager_result
+  auto op = manager.async_run(net::as_tuple(net::use_awaitable));
+  auto [e] = co_await std::move(op);
+  try {
+    if (e) std::rethrow_exception(e);
+  } catch (crew::task_errors const& errors) {
+    for (auto const& f : errors.failures())  // in the order they happened
+      log << f.name << " failed in " << crew::to_string(f.stage) << ": " << f.what() << '\n';
+  }
+  //]
+  BOOST_TEST(log.str() == "queue failed in initialize: queue: broker unreachable\n");
+  // Cleaned up from the failed task back to the first; nothing executed.
+  BOOST_TEST(stages == (std::vector<std::string>{"cache: load", "queue: cleanup", "cache: flush"}),
+             boost::test_tools::per_element());
+}
+
+CO_TEST_CASE(task_manager_idle) {
+  auto ex = co_await net::this_coro::executor;
+  std::atomic<int> handled{0};
+  //[task_manager_idle
+  crew::task_manager_options options;
+  options.name = "jobs";
+  options.allow_idle = true;  // no task left running is fine: wait for stop()
+  crew::task_manager manager{ex, options};
+  std::exception_ptr result;
+  bool done = false;
+  manager.async_run([&](std::exception_ptr e) {
+    result = e;
+    done = true;
+  });
+  // While it runs, work arrives as execute-only tasks; kind error: a normal return
+  // ends only that task, a failure ends the run.
+  for (int i = 0; i < 3; ++i)
+    manager.add_execute_task(
+        "job " + std::to_string(i),
+        [&]() -> net::awaitable<void> {
+          ++handled;
+          co_return;
+        },
+        crew::task_kind::error);
+  //]
+  co_await crew_test::yield_until([&] { return handled == 3; });
+  co_await crew_test::yield_n(10);
+  BOOST_TEST(!done);  // idle, still running
+  //[task_manager_stop
+  manager.stop();  // from any thread: cancel every execute, clean up, complete with no error
+  //]
+  co_await crew_test::yield_until([&] { return done; });
+  BOOST_TEST(!result);
+}
+
+CO_TEST_CASE(task_manager_cancel) {
+  auto ex = co_await net::this_coro::executor;
+  crew::task_manager manager{ex};
+  manager.add("cache", cache{}, crew::task_kind::strict);
+  std::exception_ptr result;
+  bool done = false;
+  //[task_manager_cancel
+  net::cancellation_signal cancel;  // what cancelling goasync's context does
+  manager.async_run(net::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e) {
+    result = e;  // operation_aborted, after every cleanup
+    done = true;
+  }));
+  //]
+  co_await crew_test::yield_n(10);
+  cancel.emit(net::cancellation_type::terminal);
+  co_await crew_test::yield_until([&] { return done; });
+  BOOST_TEST(crew_test::is_aborted(result));
+}
+
+CO_TEST_CASE(provided_tasks) {
+  auto ex = co_await net::this_coro::executor;
+  crew::task_manager manager{ex};
+  std::atomic<int> failures{0};
+  //[provided_tasks
+  crew::tasks::repeatable_options restart;
+  restart.on_failure = [&](std::exception_ptr) { ++failures; };  // default: to stderr
+  restart.backoff = crew::exponential_backoff{};  // the default: 100 ms doubling to 30 s
+  // execute() again each time it returns or fails, until cancelled
+  manager.add("consumer", crew::tasks::repeatable(consumer{}, restart), crew::task_kind::strict);
+  // execute() at once, then every 10 s, never overlapping
+  manager.add("metrics", crew::tasks::repeat_timer(10s, flush_metrics{}), crew::task_kind::strict);
+  // on SIGHUP: cancel execute(), then cleanup(), initialize(), execute() again
+  manager.add("http", crew::tasks::interruptible({SIGHUP}, http_server{}), crew::task_kind::strict);
+  // once cancelled, execute() has 5 s to return before the manager stops waiting for it
+  manager.add("worker", crew::tasks::force_stop(5s, worker{}), crew::task_kind::strict);
+  // they nest: a poller whose period restarts on SIGUSR1
+  manager.add("poller",
+              crew::tasks::interruptible({SIGUSR1}, crew::tasks::repeat_timer(1s, poller{})),
+              crew::task_kind::strict);
+  //]
+  std::exception_ptr result;
+  bool done = false;
+  manager.async_run([&](std::exception_ptr e) {
+    result = e;
+    done = true;
+  });
+  co_await crew_test::yield_until([&] {
+    return consumer::executes > 0 && flush_metrics::executes > 0 && http_server::executes > 0 &&
+           worker::executes > 0 && poller::executes > 0;
+  });
+  manager.stop();
+  co_await crew_test::yield_until([&] { return done; });
+  BOOST_TEST(!result);
+  BOOST_TEST(failures == 0);
 }
