@@ -387,15 +387,41 @@ class force_stop_core final : public std::enable_shared_from_this<force_stop_cor
                                                  [w = weak_from_this()](std::uint64_t id) {
                                                    if (auto self = w.lock()) self->run_started(id);
                                                  });
-    auto d = std::make_shared<restart_driver>(
-        ex_, clock_, std::move(policy), "force stop", who_.name,
-        restart_driver::handler_type(
-            [self = shared_from_this()](std::exception_ptr e) { self->run_ended(std::move(e)); }));
+    auto d =
+        std::make_shared<restart_driver>(ex_, clock_, std::move(policy), "force stop", who_.name,
+                                         restart_driver::handler_type(run_end{shared_from_this()}));
     {
       std::lock_guard lock(mutex_);
       driver_ = d;
     }
     d->start();
+  }
+
+  /// The driver's handler. Destroyed without a call, the run was abandoned: its
+  /// io_context is being destroyed, and the waiting execute() goes with it now, while
+  /// its executor still exists (it would otherwise keep this core, and itself, alive).
+  struct run_end {
+    std::shared_ptr<force_stop_core> core;
+
+    explicit run_end(std::shared_ptr<force_stop_core> c) noexcept : core(std::move(c)) {}
+    run_end(run_end&&) noexcept = default;
+    run_end& operator=(run_end&&) = delete;
+    ~run_end() {
+      if (core) core->abandon();
+    }
+
+    void operator()(std::exception_ptr e) {
+      auto const c = std::move(core);
+      c->run_ended(std::move(e));
+    }
+  };
+
+  void abandon() noexcept {
+    std::optional<crew::detail::stored_handler<void(std::exception_ptr)>> h;
+    std::lock_guard lock(mutex_);
+    if (!waiter_) return;
+    h.emplace(std::move(*waiter_));
+    waiter_.reset();
   }
 
   /// For keyed_cancellation: the waiting execute() was cancelled.

@@ -1058,6 +1058,72 @@ CO_TEST_CASE(the_provided_tasks_run_as_a_task_manager_runs_them) {
 
 // ---------------------------------------------------------------- two threads
 
+// ---------------------------------------------------------------- the io_context dies first
+
+BOOST_AUTO_TEST_CASE(provided_tasks_in_a_running_manager_die_with_their_io_context) {
+  // Each mid-wait on the steady clock or a signal: a repeatable in its backoff, a
+  // repeat_timer between ticks, an interruptible executing. LeakSanitizer checks that
+  // everything went with the context, and the signal's disposition is back.
+  auto failing = std::make_shared<counting_task>();
+  failing->body = [](int) -> net::awaitable<void> {
+    throw test_error(1);
+    co_return;
+  };
+  auto ticking = std::make_shared<counting_task>();
+  ticking->body = [](int) -> net::awaitable<void> { co_return; };
+  auto parked = std::make_shared<counting_task>();
+  auto ctx = std::make_unique<net::io_context>();
+  bool reached = false;
+  net::co_spawn(
+      *ctx,
+      [&]() -> net::awaitable<void> {
+        crew::task_manager tm{co_await net::this_coro::executor};
+        crew::tasks::repeatable_options quiet;
+        quiet.on_failure = [](std::exception_ptr) {};
+        tm.add("repeatable", crew::tasks::repeatable(failing, quiet), crew::task_kind::error);
+        tm.add("timer", crew::tasks::repeat_timer(1h, ticking), crew::task_kind::error);
+        tm.add("reloadable", crew::tasks::interruptible({SIGUSR2}, parked), crew::task_kind::error);
+        reached = true;
+        auto run = tm.run();
+        co_await std::move(run);
+      },
+      net::detached);
+  ctx->run_for(50ms);
+  BOOST_TEST(reached);
+  BOOST_TEST(failing->executes.load() >= 1);
+  BOOST_TEST(ticking->executes.load() == 1);
+  BOOST_TEST(parked->executes.load() == 1);
+  BOOST_TEST((disposition(SIGUSR2) != SIG_DFL));
+  ctx.reset();
+  BOOST_TEST((disposition(SIGUSR2) == SIG_DFL));
+  BOOST_TEST(failing.use_count() == 1);  // nothing of the run holds them any more
+  BOOST_TEST(ticking.use_count() == 1);
+  BOOST_TEST(parked.use_count() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_force_stop_in_its_grace_dies_with_its_io_context) {
+  auto stubborn_task = std::make_shared<counting_task>();
+  stubborn_task->body = [](int) -> net::awaitable<void> {
+    co_await net::this_coro::reset_cancellation_state(
+        [](net::cancellation_type) { return net::cancellation_type::none; });
+    co_await crew_test::sleep_for(1h);
+  };
+  auto ctx = std::make_unique<net::io_context>();
+  auto t =
+      std::make_unique<crew::tasks::force_stop_task>(crew::tasks::force_stop(1h, stubborn_task));
+  auto g = std::make_unique<crew::task_group>(*ctx);
+  g->spawn([&t] { return t->execute(); });
+  ctx->run_for(20ms);
+  BOOST_TEST(stubborn_task->executes.load() == 1);
+  g->cancel();  // the grace of an hour begins
+  ctx->run_for(20ms);
+  BOOST_TEST(g->size() == 1u);
+  ctx.reset();
+  g.reset();
+  t.reset();
+  BOOST_TEST(stubborn_task.use_count() == 1);
+}
+
 CO_TEST_CASE_MT(repeatable_on_two_threads, 2) {
   auto ex = co_await net::this_coro::executor;
   for (int round = 0; round < 10; ++round) {
