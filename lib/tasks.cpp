@@ -62,17 +62,6 @@ using managed_ptr = std::shared_ptr<managed_base>;
 /// never thrown.
 using driven_token = decltype(net::as_tuple(net::use_awaitable));
 
-/// A provided task's wrapped task, unless the provided task was moved from.
-managed_ptr const& require(managed_ptr const& task, char const* who) {
-  if (!task) throw std::invalid_argument(std::string(who) + ": the task was moved from");
-  return task;
-}
-
-managed_ptr not_null(managed_ptr task, char const* who) {
-  if (!task) throw std::invalid_argument(std::string(who) + ": task is null");
-  return task;
-}
-
 /** Who the runs of a provided task are: the crew task its execute() runs in (a task
     manager's stage is named after its task), or `fallback` outside any. */
 struct identity {
@@ -539,84 +528,70 @@ net::awaitable<void> run_force_stop(managed_ptr task, duration grace, force_stop
 
 // ---------------------------------------------------------------- the tasks
 
+wrapped_task::wrapped_task(std::shared_ptr<crew::detail::managed_base> task, char const* who)
+    : task_(std::move(task)), who_(who) {
+  if (!task_) throw std::invalid_argument(std::string(who) + ": task is null");
+}
+
+std::shared_ptr<crew::detail::managed_base> const& wrapped_task::wrapped(char const* stage) const {
+  if (!task_)
+    throw std::invalid_argument(std::string(who_) + "::" + stage + ": the task was moved from");
+  return task_;
+}
+
+net::awaitable<void> wrapped_task::initialize() {
+  return wrapped("initialize")->initialize();
+}
+
+net::awaitable<void> wrapped_task::cleanup() {
+  return wrapped("cleanup")->cleanup();
+}
+
 repeatable_task::repeatable_task(std::shared_ptr<crew::detail::managed_base> task,
                                  repeatable_options options)
-    : task_(not_null(std::move(task), "crew::tasks::repeatable")), options_(std::move(options)) {}
-
-net::awaitable<void> repeatable_task::initialize() {
-  return require(task_, "crew::tasks::repeatable_task::initialize")->initialize();
-}
+    : wrapped_task(std::move(task), "crew::tasks::repeatable_task"), options_(std::move(options)) {}
 
 net::awaitable<void> repeatable_task::execute() {
-  return run_repeatable(require(task_, "crew::tasks::repeatable_task::execute"), options_);
-}
-
-net::awaitable<void> repeatable_task::cleanup() {
-  return require(task_, "crew::tasks::repeatable_task::cleanup")->cleanup();
+  return run_repeatable(wrapped("execute"), options_);
 }
 
 repeat_timer_task::repeat_timer_task(duration period,
                                      std::shared_ptr<crew::detail::managed_base> task,
                                      repeat_timer_options options)
-    : period_(period),
-      task_(not_null(std::move(task), "crew::tasks::repeat_timer")),
+    : wrapped_task(std::move(task), "crew::tasks::repeat_timer_task"),
+      period_(period),
       options_(std::move(options)) {
   if (period <= duration::zero())
     throw std::invalid_argument("crew::tasks::repeat_timer: period is not positive (" +
                                 crew::detail::format_duration(period) + ")");
 }
 
-net::awaitable<void> repeat_timer_task::initialize() {
-  return require(task_, "crew::tasks::repeat_timer_task::initialize")->initialize();
-}
-
 net::awaitable<void> repeat_timer_task::execute() {
-  return run_repeat_timer(require(task_, "crew::tasks::repeat_timer_task::execute"), period_,
-                          options_);
-}
-
-net::awaitable<void> repeat_timer_task::cleanup() {
-  return require(task_, "crew::tasks::repeat_timer_task::cleanup")->cleanup();
+  return run_repeat_timer(wrapped("execute"), period_, options_);
 }
 
 interruptible_task::interruptible_task(std::vector<int> signos,
                                        std::shared_ptr<crew::detail::managed_base> task)
-    : signos_(std::move(signos)), task_(not_null(std::move(task), "crew::tasks::interruptible")) {
+    : wrapped_task(std::move(task), "crew::tasks::interruptible_task"), signos_(std::move(signos)) {
   crew::detail::check_signals("crew::tasks::interruptible", signos_);
 }
 
-net::awaitable<void> interruptible_task::initialize() {
-  return require(task_, "crew::tasks::interruptible_task::initialize")->initialize();
-}
-
 net::awaitable<void> interruptible_task::execute() {
-  return run_interruptible(require(task_, "crew::tasks::interruptible_task::execute"), signos_);
-}
-
-net::awaitable<void> interruptible_task::cleanup() {
-  return require(task_, "crew::tasks::interruptible_task::cleanup")->cleanup();
+  return run_interruptible(wrapped("execute"), signos_);
 }
 
 force_stop_task::force_stop_task(duration grace, std::shared_ptr<crew::detail::managed_base> task,
                                  force_stop_options options)
-    : grace_(grace),
-      task_(not_null(std::move(task), "crew::tasks::force_stop")),
+    : wrapped_task(std::move(task), "crew::tasks::force_stop_task"),
+      grace_(grace),
       options_(options) {
   if (grace < duration::zero())
     throw std::invalid_argument("crew::tasks::force_stop: grace is negative (" +
                                 crew::detail::format_duration(grace) + ")");
 }
 
-net::awaitable<void> force_stop_task::initialize() {
-  return require(task_, "crew::tasks::force_stop_task::initialize")->initialize();
-}
-
 net::awaitable<void> force_stop_task::execute() {
-  return run_force_stop(require(task_, "crew::tasks::force_stop_task::execute"), grace_, options_);
-}
-
-net::awaitable<void> force_stop_task::cleanup() {
-  return require(task_, "crew::tasks::force_stop_task::cleanup")->cleanup();
+  return run_force_stop(wrapped("execute"), grace_, options_);
 }
 
 }  // namespace crew::tasks

@@ -979,7 +979,7 @@ BOOST_AUTO_TEST_CASE(bad_arguments_are_refused_with_the_function_and_the_value_n
              }).find("crew::tasks::force_stop") != std::string::npos);
   BOOST_TEST(invalid_argument_of([&] {
                crew::tasks::repeatable_task(nullptr, crew::tasks::repeatable_options{});
-             }) == "crew::tasks::repeatable: task is null");
+             }) == "crew::tasks::repeatable_task: task is null");
   BOOST_TEST((disposition(SIGHUP) == SIG_DFL));  // nothing registered by a refusal
 }
 

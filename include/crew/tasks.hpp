@@ -25,6 +25,34 @@
 
 namespace crew::tasks {
 
+/** What every provided task is built on: the wrapped task, whose `initialize()` and
+    `cleanup()` it passes through. Move-only; a moved-from provided task refuses to run.
+*/
+class wrapped_task {
+ public:
+  /// The wrapped task's `initialize()`. @throws std::invalid_argument if moved from.
+  net::awaitable<void> initialize();
+  /// The wrapped task's `cleanup()`. @throws std::invalid_argument if moved from.
+  net::awaitable<void> cleanup();
+
+ protected:
+  /// @throws std::invalid_argument naming `who` if `task` is null.
+  wrapped_task(std::shared_ptr<crew::detail::managed_base> task, char const* who);
+  wrapped_task(wrapped_task&&) noexcept = default;
+  wrapped_task& operator=(wrapped_task&&) noexcept = default;
+  wrapped_task(wrapped_task const&) = delete;
+  wrapped_task& operator=(wrapped_task const&) = delete;
+  ~wrapped_task() = default;
+
+  /// The wrapped task, for `stage` ("execute"...). @throws std::invalid_argument if
+  /// this was moved from.
+  std::shared_ptr<crew::detail::managed_base> const& wrapped(char const* stage) const;
+
+ private:
+  std::shared_ptr<crew::detail::managed_base> task_;
+  char const* who_;  // "crew::tasks::repeatable_task"
+};
+
 // ---------------------------------------------------------------- repeatable
 
 /** Options of `crew::tasks::repeatable`. */
@@ -58,27 +86,16 @@ struct repeatable_options {
     coroutine that turned `this_coro::throw_if_cancelled` off, runs nothing). It never
     fails on its own.
 */
-class repeatable_task {
+class repeatable_task : public wrapped_task {
  public:
   /// Use `crew::tasks::repeatable`. @param task Not null.
   repeatable_task(std::shared_ptr<crew::detail::managed_base> task, repeatable_options options);
 
-  repeatable_task(repeatable_task&&) = default;
-  repeatable_task& operator=(repeatable_task&&) = default;
-  repeatable_task(repeatable_task const&) = delete;
-  repeatable_task& operator=(repeatable_task const&) = delete;
-  ~repeatable_task() = default;
-
-  /// The wrapped task's `initialize()`. @throws std::invalid_argument if moved from.
-  net::awaitable<void> initialize();
   /// Runs the wrapped task's `execute()` again and again until cancelled (see above).
   /// @throws std::invalid_argument if moved from.
   net::awaitable<void> execute();
-  /// The wrapped task's `cleanup()`. @throws std::invalid_argument if moved from.
-  net::awaitable<void> cleanup();
 
  private:
-  std::shared_ptr<crew::detail::managed_base> task_;
   repeatable_options options_;
 };
 
@@ -129,30 +146,19 @@ struct repeat_timer_options {
     or aborts the wait; once the run has returned, `execute()` completes **normally**
     (awaited already cancelled, it runs nothing).
 */
-class repeat_timer_task {
+class repeat_timer_task : public wrapped_task {
  public:
   /// Use `crew::tasks::repeat_timer`.
   /// @throws std::invalid_argument if `period` is not positive, or `task` is null.
   repeat_timer_task(crew::clock::duration period, std::shared_ptr<crew::detail::managed_base> task,
                     repeat_timer_options options);
 
-  repeat_timer_task(repeat_timer_task&&) = default;
-  repeat_timer_task& operator=(repeat_timer_task&&) = default;
-  repeat_timer_task(repeat_timer_task const&) = delete;
-  repeat_timer_task& operator=(repeat_timer_task const&) = delete;
-  ~repeat_timer_task() = default;
-
-  /// The wrapped task's `initialize()`. @throws std::invalid_argument if moved from.
-  net::awaitable<void> initialize();
   /// Runs the wrapped task's `execute()` on every tick until cancelled (see above).
   /// @throws std::invalid_argument if moved from.
   net::awaitable<void> execute();
-  /// The wrapped task's `cleanup()`. @throws std::invalid_argument if moved from.
-  net::awaitable<void> cleanup();
 
  private:
   crew::clock::duration period_;
-  std::shared_ptr<crew::detail::managed_base> task_;
   repeat_timer_options options_;
 };
 
@@ -198,30 +204,19 @@ repeat_timer_task repeat_timer(crew::clock::duration period, Task&& task,
    when `execute()` ends, which restores their default disposition unless something else still
    handles them.
 */
-class interruptible_task {
+class interruptible_task : public wrapped_task {
  public:
   /// Use `crew::tasks::interruptible`.
   /// @throws std::invalid_argument if `signos` is empty or holds an invalid number, or
   /// `task` is null.
   interruptible_task(std::vector<int> signos, std::shared_ptr<crew::detail::managed_base> task);
 
-  interruptible_task(interruptible_task&&) = default;
-  interruptible_task& operator=(interruptible_task&&) = default;
-  interruptible_task(interruptible_task const&) = delete;
-  interruptible_task& operator=(interruptible_task const&) = delete;
-  ~interruptible_task() = default;
-
-  /// The wrapped task's `initialize()`. @throws std::invalid_argument if moved from.
-  net::awaitable<void> initialize();
   /// Runs the wrapped task's `execute()`, reloading it on a signal (see above).
   /// @throws std::invalid_argument if moved from.
   net::awaitable<void> execute();
-  /// The wrapped task's `cleanup()`. @throws std::invalid_argument if moved from.
-  net::awaitable<void> cleanup();
 
  private:
   std::vector<int> signos_;
-  std::shared_ptr<crew::detail::managed_base> task_;
 };
 
 /** Wraps `task` (as `repeatable` takes it) so that one of `signos` (such as SIGHUP)
@@ -269,30 +264,19 @@ struct force_stop_options {
     of `duration::max()` never gives up. Awaited already cancelled, `execute()` completes
     with `operation_aborted` without running the wrapped one.
 */
-class force_stop_task {
+class force_stop_task : public wrapped_task {
  public:
   /// Use `crew::tasks::force_stop`.
   /// @throws std::invalid_argument if `grace` is negative, or `task` is null.
   force_stop_task(crew::clock::duration grace, std::shared_ptr<crew::detail::managed_base> task,
                   force_stop_options options);
 
-  force_stop_task(force_stop_task&&) = default;
-  force_stop_task& operator=(force_stop_task&&) = default;
-  force_stop_task(force_stop_task const&) = delete;
-  force_stop_task& operator=(force_stop_task const&) = delete;
-  ~force_stop_task() = default;
-
-  /// The wrapped task's `initialize()`. @throws std::invalid_argument if moved from.
-  net::awaitable<void> initialize();
   /// Runs the wrapped task's `execute()`, giving up on it `grace` after a cancellation
   /// (see above). @throws std::invalid_argument if moved from.
   net::awaitable<void> execute();
-  /// The wrapped task's `cleanup()`. @throws std::invalid_argument if moved from.
-  net::awaitable<void> cleanup();
 
  private:
   crew::clock::duration grace_;
-  std::shared_ptr<crew::detail::managed_base> task_;
   force_stop_options options_;
 };
 
