@@ -226,16 +226,16 @@ auto manager_core::make_execute_locked(std::string name, task_factory f, task_ki
 }
 
 void manager_core::start_run(net::any_io_executor const& ex, run_handler handler) {
+  bool first = false;
   {
     std::lock_guard lock(mutex_);
     if (phase_ == phase::idle) {
       phase_ = phase::initializing;
       ex_ = plain_executor(ex);
-    } else {
-      ex_ = net::any_io_executor();
+      first = true;
     }
   }
-  if (!ex_) {
+  if (!first) {
     stored_handler<void(std::exception_ptr)>(std::move(handler), ex)
         .post(error_of(error::already_running,
                        "crew::task_manager::async_run: the manager ran already"));
