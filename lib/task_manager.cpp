@@ -74,10 +74,13 @@ class manager_core : public std::enable_shared_from_this<manager_core> {
   void start_run(net::any_io_executor const& ex, run_handler handler);
   /// Shuts the run down (the first cause wins): null for stop() and the kinds'
   /// endings, operation_aborted for a cancelled run, shut_down for a destroyed manager.
-  void shutdown(std::exception_ptr cause) noexcept;
+  /// A request (stop or cancel) that finds the run ending already cancels the initialize
+  /// or cleanup in flight.
+  void shutdown(std::exception_ptr cause, bool request = false) noexcept;
   void cancel_key(std::uint64_t, net::cancellation_type) noexcept {
-    shutdown(std::make_exception_ptr(
-        boost::system::system_error(net::error::operation_aborted, "task manager run cancelled")));
+    shutdown(std::make_exception_ptr(boost::system::system_error(net::error::operation_aborted,
+                                                                 "task manager run cancelled")),
+             true);
   }
 
  private:
@@ -133,7 +136,8 @@ class manager_core : public std::enable_shared_from_this<manager_core> {
   bool shutting_down_ = false;
   std::exception_ptr cause_;
   std::vector<task_failure> failures_;
-  net::steady_timer* wake_ = nullptr;  // the body's wait for the executes, while it waits
+  net::steady_timer* wake_ = nullptr;           // the body's wait for the executes, while it waits
+  std::weak_ptr<restart_driver> stage_driver_;  // the initialize or cleanup in flight
   std::optional<stored_handler<void(std::exception_ptr)>> handler_;
 };
 
@@ -263,8 +267,22 @@ void manager_core::abandon() noexcept {
   }
 }
 
-void manager_core::shutdown(std::exception_ptr cause) noexcept {
+void manager_core::shutdown(std::exception_ptr cause, bool request) noexcept {
   std::vector<execute_ptr> running;
+  std::shared_ptr<restart_driver> stage;
+  {
+    std::lock_guard lock(mutex_);
+    if (phase_ == phase::done) return;
+    if (request && (shutting_down_ || phase_ == phase::cleaning)) {
+      // The run is ending already: a request now cancels the initialize or cleanup in
+      // flight, the way out of a stage that hangs.
+      stage = stage_driver_.lock();
+    }
+  }
+  if (stage) {
+    stage->stop(net::cancellation_type::terminal);
+    return;
+  }
   {
     std::lock_guard lock(mutex_);
     if (shutting_down_ || phase_ == phase::cleaning || phase_ == phase::done) return;
@@ -318,10 +336,18 @@ net::awaitable<void> manager_core::stage(std::size_t i, task_stage s) {
         return s == task_stage::initialize ? task->initialize() : task->cleanup();
       },
       owner_kind);
-  auto e = co_await drive(
-      clock::steady(),
-      make_once_policy(std::move(f), t.name, t.site, [&id](std::uint64_t v) { id = v; }),
-      owner_kind, options_.name);
+  auto op =
+      drive(clock::steady(),
+            make_once_policy(std::move(f), t.name, t.site, [&id](std::uint64_t v) { id = v; }),
+            owner_kind, options_.name, [this](std::shared_ptr<restart_driver> const& d) {
+              std::lock_guard lock(mutex_);
+              stage_driver_ = d;
+            });
+  auto e = co_await std::move(op);
+  {
+    std::lock_guard lock(mutex_);
+    stage_driver_.reset();
+  }
   if (e) record(make_failure(id, t.name, t.site, std::move(e), s));
 }
 
@@ -458,7 +484,7 @@ void task_manager_state::add_execute(std::string name, task_factory f, task_kind
 }
 
 void task_manager_state::stop() {
-  core_->shutdown(nullptr);
+  core_->shutdown(nullptr, true);
 }
 
 std::size_t task_manager_state::size() const {

@@ -92,9 +92,22 @@ struct probe {
   exec mode = exec::park;
   int fail_init = 0;  // a test_error number, or 0
   int fail_cleanup = 0;
+  bool hang_init = false;  // until cancelled
+  bool hang_cleanup = false;
+
+  /// Waits until cancelled, and writes "<name>.<what> aborted" then.
+  net::awaitable<void> hang(char const* what) {
+    try {
+      co_await crew_test::sleep_for(1h);
+    } catch (boost::system::system_error const& e) {
+      if (e.code() == net::error::operation_aborted) j->add(name + "." + what + " aborted");
+      throw;
+    }
+  }
 
   net::awaitable<void> initialize() {
     j->add(name + ".init");
+    if (hang_init) co_await hang("init");
     co_await crew_test::yield_n(3);  // the next stage must wait for this one
     if (fail_init) throw test_error(fail_init);
     j->add(name + ".init done");
@@ -125,6 +138,7 @@ struct probe {
 
   net::awaitable<void> cleanup() {
     j->add(name + ".cleanup");
+    if (hang_cleanup) co_await hang("cleanup");
     co_await crew_test::yield_n(3);
     if (fail_cleanup) throw test_error(fail_cleanup);
     j->add(name + ".cleanup done");
@@ -351,6 +365,74 @@ CO_TEST_CASE(cancelling_the_run_while_it_initializes_finishes_initializing_then_
   BOOST_TEST(j.only(".exec").empty());
   BOOST_TEST(j.only(".cleanup done") == (strings{"b.cleanup done", "a.cleanup done"}),
              boost::test_tools::per_element());
+}
+
+CO_TEST_CASE(a_second_stop_cancels_an_initialize_that_hangs) {
+  journal j;
+  crew::task_manager tm{co_await net::this_coro::executor};
+  auto a = make_probe("a", j);
+  a.hang_init = true;
+  tm.add("a", std::move(a), crew::task_kind::strict);
+  tm.add("b", make_probe("b", j), crew::task_kind::strict);
+  auto r = start(tm);
+  co_await until_has(j, "a.init");
+  tm.stop();  // the first request lets the initialize finish...
+  co_await crew_test::yield_n(50);
+  BOOST_TEST(!r->done);
+  BOOST_TEST(!j.has("a.init aborted"));
+  tm.stop();  // ...a second one cancels it
+  co_await until_done(*r);
+  BOOST_TEST(j.has("a.init aborted"));
+  BOOST_TEST(j.has("a.cleanup done"));  // cleaned up from the failed task back
+  BOOST_TEST(!j.has("b.init"));
+  auto const f = failures_of(r->result);
+  BOOST_TEST_REQUIRE(f.size() == 1u);
+  BOOST_TEST(f[0].name == "a");
+  BOOST_TEST(f[0].stage == crew::task_stage::initialize);
+  BOOST_TEST(is_aborted(f[0].exception));
+}
+
+CO_TEST_CASE(a_request_during_cleanup_cancels_the_cleanup_that_hangs_and_the_rest_run) {
+  journal j;
+  crew::task_manager tm{co_await net::this_coro::executor};
+  tm.add("a", make_probe("a", j), crew::task_kind::strict);
+  auto b = make_probe("b", j);
+  b.hang_cleanup = true;
+  tm.add("b", std::move(b), crew::task_kind::strict);
+  net::cancellation_signal sig;
+  auto r = std::make_shared<run_state>();
+  tm.async_run(net::bind_cancellation_slot(sig.slot(), [r](std::exception_ptr e) {
+    r->result = e;
+    r->done = true;
+  }));
+  co_await until_has(j, "b.exec");
+  tm.stop();
+  co_await until_has(j, "b.cleanup");
+  co_await crew_test::yield_n(50);
+  BOOST_TEST(!r->done);
+  sig.emit(net::cancellation_type::terminal);  // a request while the run ends
+  co_await until_done(*r);
+  BOOST_TEST(j.has("b.cleanup aborted"));
+  BOOST_TEST(j.has("a.cleanup done"));  // the next cleanup runs as usual
+  auto const f = failures_of(r->result);
+  BOOST_TEST_REQUIRE(f.size() == 1u);
+  BOOST_TEST(f[0].name == "b");
+  BOOST_TEST(f[0].stage == crew::task_stage::cleanup);
+  BOOST_TEST(is_aborted(f[0].exception));
+}
+
+CO_TEST_CASE(destroying_the_manager_during_a_cleanup_lets_it_finish) {
+  journal j;
+  auto tm = std::make_unique<crew::task_manager>(co_await net::this_coro::executor);
+  tm->add("a", make_probe("a", j), crew::task_kind::strict);
+  auto r = start(*tm);
+  co_await until_has(j, "a.exec");
+  tm->stop();
+  co_await until_has(j, "a.cleanup");
+  tm.reset();  // not a request to hurry: the cleanup goes on
+  co_await until_done(*r);
+  BOOST_TEST(j.has("a.cleanup done"));
+  BOOST_TEST(!r->result);
 }
 
 // ---------------------------------------------------------------- kinds

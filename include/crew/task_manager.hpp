@@ -185,6 +185,12 @@ class task_manager_state final : public runnable {
        and once they have all returned,
     4. calls every task's `cleanup()`, one after the other, in reverse order of `add`.
 
+    `initialize()` and `cleanup()` are not cancelled by the shutdown: a shutdown that
+    comes while one runs takes effect when it returns. A further request while the run
+    is ending (`stop()` again, or cancelling the run again) cancels the initialize or
+    cleanup in flight (terminal): the way out of a stage that hangs. Its
+    `operation_aborted` is then recorded as that stage's failure.
+
     Every stage is a crew task named after its task and a child of the run's own task
     (an execute added while running: of the task that added it). A cleanup failure
     never stops the other cleanups.
@@ -198,7 +204,8 @@ class task_manager_state final : public runnable {
     manager was destroyed. A second run completes with `crew::error::already_running`.
 
     @par Per-operation cancellation
-    All types: shuts the run down as above; it completes after every cleanup.
+    All types: shuts the run down as above; it completes after every cleanup. Emitted
+    again while the run is ending, it cancels the initialize or cleanup in flight.
 
     @tparam Executor The executor tasks run on; `any_io_executor` by default.
 */
@@ -251,7 +258,8 @@ class basic_task_manager
   }
 
   /// Shuts the run down without an error (as a stop_group would). Before the run, the
-  /// run shuts down as soon as its initialization is over.
+  /// run shuts down as soon as its initialization is over. Called again while the run
+  /// is ending, it cancels the initialize or cleanup in flight.
   void stop() { this->state_.stop(); }
 
   /// The number of tasks added (managed and execute-only).
