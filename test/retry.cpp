@@ -57,16 +57,6 @@ net::awaitable<std::exception_ptr> retry_on(crew::manual_clock& clk, F& fn,
   co_return *result;
 }
 
-boost::system::error_code error_code_of(std::exception_ptr const& e) {
-  try {
-    if (e) std::rethrow_exception(e);
-  } catch (boost::system::system_error const& se) {
-    return se.code();
-  } catch (...) {
-  }
-  return {};
-}
-
 /// A predicate for BOOST_CHECK_EXCEPTION: the message names `field`.
 auto names(std::string field) {
   return [field](std::exception const& e) {
@@ -142,7 +132,7 @@ CO_TEST_CASE(an_attempt_function_may_take_no_argument_and_return_an_error_code) 
   };
   options.max_attempts = 2;
   e = co_await retry_on(clk, refused, options);
-  BOOST_TEST((error_code_of(e) == net::error::connection_refused));
+  BOOST_TEST((crew_test::code_of(e) == net::error::connection_refused));
   BOOST_TEST(always == 2);
 }
 
@@ -410,7 +400,7 @@ CO_TEST_CASE(cancelling_during_the_wait_aborts_it_at_once) {
     co_await yield_until([&] { return clk.pending() > 0; });
     signal.emit(type);
     co_await yield_until([&] { return result.has_value(); });
-    BOOST_TEST((error_code_of(*result) == net::error::operation_aborted));
+    BOOST_TEST((crew_test::code_of(*result) == net::error::operation_aborted));
     BOOST_TEST(calls == 1);
     BOOST_TEST(clk.pending() == 0u);
     BOOST_TEST((clk.now() == t0));  // no time had to pass
@@ -444,7 +434,7 @@ CO_TEST_CASE(an_attempt_aborted_by_the_cancellation_is_never_retried) {
   co_await yield_until([&] { return clk.pending() > 0; });
   signal.emit(net::cancellation_type::terminal);
   co_await yield_until([&] { return result.has_value(); });
-  BOOST_TEST((error_code_of(*result) == net::error::operation_aborted));  // not wrapped
+  BOOST_TEST((crew_test::code_of(*result) == net::error::operation_aborted));  // not wrapped
   BOOST_TEST(calls == 1);
   BOOST_TEST(asked == 0);
 
@@ -497,7 +487,7 @@ CO_TEST_CASE(cancelled_before_the_first_attempt_never_calls_the_function) {
       net::bind_cancellation_slot(signal.slot(), [&](std::exception_ptr e) { result = e; }));
   signal.emit(net::cancellation_type::terminal);
   co_await yield_until([&] { return result.has_value(); });
-  BOOST_TEST((error_code_of(*result) == net::error::operation_aborted));
+  BOOST_TEST((crew_test::code_of(*result) == net::error::operation_aborted));
   BOOST_TEST(!ran);
 }
 
@@ -868,7 +858,7 @@ CO_TEST_CASE(cancellation_example) {
   cancel.emit(net::cancellation_type::terminal);  // the hour-long wait aborts at once
   //]
   co_await yield_until([&] { return result.has_value(); });
-  BOOST_TEST((error_code_of(*result) == net::error::operation_aborted));
+  BOOST_TEST((crew_test::code_of(*result) == net::error::operation_aborted));
 }
 
 CO_TEST_CASE(all_failures_example) {

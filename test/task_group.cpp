@@ -38,6 +38,7 @@
 
 namespace net = boost::asio;
 using namespace std::chrono_literals;
+using crew_test::captured_reports;
 using crew_test::sleep_counting_aborts;
 using crew_test::sleep_for;
 using crew_test::test_error;
@@ -82,59 +83,6 @@ net::awaitable<void> hold_until(net::steady_timer& gate) {
 [[gnu::noinline]] void middle_helper() {
   deep_helper_that_throws(3);
 }
-
-/// Captures what reaches crew's failure path while it lives, in place of the default
-/// sink (stderr); restores the previous sink when it dies. Thread-safe.
-class captured_reports {
- public:
-  captured_reports()
-      : previous_(crew::detail::set_failure_sink(
-            [this](crew::detail::failure_report const& r) { add(r); })) {}
-  ~captured_reports() { crew::detail::set_failure_sink(std::move(previous_)); }
-  captured_reports(captured_reports const&) = delete;
-  captured_reports& operator=(captured_reports const&) = delete;
-
-  /// How many reported failures are `test_error(n)`.
-  int count(int n) const {
-    std::lock_guard lock(mutex_);
-    int c = 0;
-    for (auto const& r : reports_)
-      for (auto const& f : r.failures)
-        if (auto const* t = f.as<test_error>(); t && t->n == n) ++c;
-    return c;
-  }
-
-  /// How many failures were reported, in all.
-  std::size_t total() const {
-    std::lock_guard lock(mutex_);
-    std::size_t c = 0;
-    for (auto const& r : reports_) c += r.failures.size();
-    return c;
-  }
-
-  /// Whether a report said `event`.
-  bool saw(std::string_view event) const {
-    std::lock_guard lock(mutex_);
-    for (auto const& r : reports_)
-      if (event == r.event) return true;
-    return false;
-  }
-
-  std::vector<crew::detail::failure_report> reports() const {
-    std::lock_guard lock(mutex_);
-    return reports_;
-  }
-
- private:
-  void add(crew::detail::failure_report const& r) {
-    std::lock_guard lock(mutex_);
-    reports_.push_back(r);
-  }
-
-  mutable std::mutex mutex_;
-  std::vector<crew::detail::failure_report> reports_;
-  crew::detail::failure_sink previous_;
-};
 
 }  // namespace
 

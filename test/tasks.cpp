@@ -43,10 +43,13 @@
 
 namespace net = boost::asio;
 using namespace std::chrono_literals;
+using crew_test::captured_reports;
+using crew_test::code_of;
 using crew_test::error_number;
 using crew_test::invalid_argument_of;
 using crew_test::is_aborted;
 using crew_test::test_error;
+using crew_test::what_of;
 using crew_test::yield_n;
 using crew_test::yield_once;
 using crew_test::yield_until;
@@ -142,59 +145,6 @@ net::awaitable<void> step_until(crew::manual_clock& clk, Pred done) {
     co_await yield_once();
   }
 }
-
-boost::system::error_code code_of(std::exception_ptr const& e) {
-  try {
-    if (e) std::rethrow_exception(e);
-  } catch (boost::system::system_error const& se) {
-    return se.code();
-  } catch (...) {
-  }
-  return {};
-}
-
-std::string what_of(std::exception_ptr const& e) {
-  try {
-    if (e) std::rethrow_exception(e);
-  } catch (std::exception const& x) {
-    return x.what();
-  } catch (...) {
-  }
-  return {};
-}
-
-/// Captures what reaches crew's failure path while it lives; thread-safe.
-class captured_reports {
- public:
-  captured_reports()
-      : previous_(crew::detail::set_failure_sink(
-            [this](crew::detail::failure_report const& r) { add(r); })) {}
-  ~captured_reports() { crew::detail::set_failure_sink(std::move(previous_)); }
-  captured_reports(captured_reports const&) = delete;
-  captured_reports& operator=(captured_reports const&) = delete;
-
-  std::size_t total() const {
-    std::lock_guard lock(mutex_);
-    std::size_t c = 0;
-    for (auto const& r : reports_) c += r.failures.size();
-    return c;
-  }
-
-  std::vector<crew::detail::failure_report> reports() const {
-    std::lock_guard lock(mutex_);
-    return reports_;
-  }
-
- private:
-  void add(crew::detail::failure_report const& r) {
-    std::lock_guard lock(mutex_);
-    reports_.push_back(r);
-  }
-
-  mutable std::mutex mutex_;
-  std::vector<crew::detail::failure_report> reports_;
-  crew::detail::failure_sink previous_;
-};
 
 void (*disposition(int signo))(int) {
   struct sigaction sa {};

@@ -14,12 +14,16 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
+#include <crew/detail/failure.hpp>
 
 #include <chrono>
 #include <exception>
 #include <future>
+#include <mutex>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace crew_test {
 
@@ -121,6 +125,81 @@ std::string invalid_argument_of(F f) {
   }
   return "(no invalid_argument thrown)";
 }
+
+/// The code of the system_error in `e`, or an empty code.
+inline boost::system::error_code code_of(std::exception_ptr const& e) {
+  try {
+    if (e) std::rethrow_exception(e);
+  } catch (boost::system::system_error const& se) {
+    return se.code();
+  } catch (...) {
+  }
+  return {};
+}
+
+/// The what() of the std::exception in `e`, or empty.
+inline std::string what_of(std::exception_ptr const& e) {
+  try {
+    if (e) std::rethrow_exception(e);
+  } catch (std::exception const& x) {
+    return x.what();
+  } catch (...) {
+  }
+  return {};
+}
+
+/// Captures what reaches crew's failure path while it lives, in place of the default
+/// sink (stderr); restores the previous sink when it dies. Thread-safe.
+class captured_reports {
+ public:
+  captured_reports()
+      : previous_(crew::detail::set_failure_sink(
+            [this](crew::detail::failure_report const& r) { add(r); })) {}
+  ~captured_reports() { crew::detail::set_failure_sink(std::move(previous_)); }
+  captured_reports(captured_reports const&) = delete;
+  captured_reports& operator=(captured_reports const&) = delete;
+
+  /// How many reported failures are `test_error(n)`.
+  int count(int n) const {
+    std::lock_guard lock(mutex_);
+    int c = 0;
+    for (auto const& r : reports_)
+      for (auto const& f : r.failures)
+        if (auto const* t = f.as<test_error>(); t && t->n == n) ++c;
+    return c;
+  }
+
+  /// How many failures were reported, in all.
+  std::size_t total() const {
+    std::lock_guard lock(mutex_);
+    std::size_t c = 0;
+    for (auto const& r : reports_) c += r.failures.size();
+    return c;
+  }
+
+  /// Whether a report said `event`.
+  bool saw(std::string_view event) const {
+    std::lock_guard lock(mutex_);
+    for (auto const& r : reports_)
+      if (event == r.event) return true;
+    return false;
+  }
+
+  std::vector<crew::detail::failure_report> reports() const {
+    std::lock_guard lock(mutex_);
+    return reports_;
+  }
+
+ private:
+  void add(crew::detail::failure_report const& r) {
+    std::lock_guard lock(mutex_);
+    reports_.push_back(r);
+  }
+
+  mutable std::mutex mutex_;
+  std::vector<crew::detail::failure_report> reports_;
+  crew::detail::failure_sink previous_;
+};
 
 }  // namespace crew_test
 
