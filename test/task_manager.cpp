@@ -44,6 +44,7 @@ inline std::ostream& operator<<(std::ostream& os, error e) {
 
 namespace net = boost::asio;
 using namespace std::chrono_literals;
+using crew_test::code_of;
 using crew_test::error_number;
 using crew_test::is_aborted;
 using crew_test::test_error;
@@ -184,17 +185,6 @@ bool has_code(crew::task_failure const& f, crew::error code) {
   return se && se->code() == make_error_code(code);
 }
 
-crew::error code_of(std::exception_ptr const& e) {
-  try {
-    if (e) std::rethrow_exception(e);
-  } catch (boost::system::system_error const& se) {
-    if (se.code().category() == make_error_code(crew::error::shut_down).category())
-      return static_cast<crew::error>(se.code().value());
-  } catch (...) {
-  }
-  return static_cast<crew::error>(0);
-}
-
 template <class F>
 crew::error misuse_of(F f) {
   try {
@@ -211,12 +201,14 @@ struct run_state {
   std::exception_ptr result;
 };
 
-std::shared_ptr<run_state> start(crew::task_manager& tm) {
+/// Starts the run with a callback; `slot`, if connected, is the run's cancellation slot.
+std::shared_ptr<run_state> start(crew::task_manager& tm,
+                                 net::cancellation_slot slot = net::cancellation_slot()) {
   auto r = std::make_shared<run_state>();
-  tm.async_run([r](std::exception_ptr e) {
+  tm.async_run(net::bind_cancellation_slot(slot, [r](std::exception_ptr e) {
     r->result = e;
     r->done = true;
-  });
+  }));
   return r;
 }
 
@@ -333,11 +325,7 @@ CO_TEST_CASE(a_run_cancelled_before_it_began_still_initializes_then_cleans_up) {
   tm.add("a", make_probe("a", j), crew::task_kind::strict);
   tm.add("b", make_probe("b", j), crew::task_kind::strict);
   net::cancellation_signal sig;
-  auto r = std::make_shared<run_state>();
-  tm.async_run(net::bind_cancellation_slot(sig.slot(), [r](std::exception_ptr e) {
-    r->result = e;
-    r->done = true;
-  }));
+  auto r = start(tm, sig.slot());
   sig.emit(net::cancellation_type::terminal);  // before the run's first step
   co_await until_done(*r);
   BOOST_TEST(is_aborted(r->result));
@@ -352,11 +340,7 @@ CO_TEST_CASE(cancelling_the_run_while_it_initializes_finishes_initializing_then_
   tm.add("a", make_probe("a", j), crew::task_kind::strict);
   tm.add("b", make_probe("b", j), crew::task_kind::strict);
   net::cancellation_signal sig;
-  auto r = std::make_shared<run_state>();
-  tm.async_run(net::bind_cancellation_slot(sig.slot(), [r](std::exception_ptr e) {
-    r->result = e;
-    r->done = true;
-  }));
+  auto r = start(tm, sig.slot());
   co_await until_has(j, "a.init");
   sig.emit(net::cancellation_type::terminal);
   co_await until_done(*r);
@@ -400,11 +384,7 @@ CO_TEST_CASE(a_request_during_cleanup_cancels_the_cleanup_that_hangs_and_the_res
   b.hang_cleanup = true;
   tm.add("b", std::move(b), crew::task_kind::strict);
   net::cancellation_signal sig;
-  auto r = std::make_shared<run_state>();
-  tm.async_run(net::bind_cancellation_slot(sig.slot(), [r](std::exception_ptr e) {
-    r->result = e;
-    r->done = true;
-  }));
+  auto r = start(tm, sig.slot());
   co_await until_has(j, "b.exec");
   tm.stop();
   co_await until_has(j, "b.cleanup");
@@ -896,6 +876,25 @@ CO_TEST_CASE_MT(many_tasks_on_two_threads, 2) {
   BOOST_TEST_REQUIRE(cleanups.size() == 17u);
   BOOST_TEST(cleanups.front() == "quitter.cleanup");
   BOOST_TEST(cleanups.back() == "p0.cleanup");
+}
+
+CO_TEST_CASE_MT(destroying_the_manager_mid_run_on_two_threads, 2) {
+  // The manager goes while its executes run on both threads and one is being added.
+  for (int round = 0; round < 50; ++round) {
+    journal j;
+    auto tm = std::make_unique<crew::task_manager>(co_await net::this_coro::executor);
+    for (int i = 0; i < 4; ++i)
+      tm->add("p" + std::to_string(i), make_probe("p" + std::to_string(i), j),
+              crew::task_kind::strict);
+    auto r = start(*tm);
+    co_await until_has(j, "p3.exec");
+    tm->add_execute_task(
+        "late", []() { return crew_test::sleep_for(1h); }, crew::task_kind::error);
+    tm.reset();
+    co_await until_done(*r);
+    BOOST_TEST((code_of(r->result) == crew::error::shut_down));
+    BOOST_TEST(j.only(".cleanup done").size() == 4u);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(add_execute_task_racing_shutdown_never_hangs_or_leaks) {
