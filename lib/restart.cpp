@@ -51,7 +51,10 @@ void restart_driver::start(clock::duration delay) {
   if (slot.is_connected())
     slot.template emplace<keyed_cancellation<restart_driver>>(
         keyed_cancellation<restart_driver>{weak_from_this(), 0});
-  if (auto* t = current_task()) parent_id_ = t->id_;
+  if (auto* t = current_task()) {
+    parent_id_ = t->id_;
+    context_ = t->context();
+  }
   {
     std::lock_guard lock(mutex_);
     self_ = shared_from_this();
@@ -65,6 +68,7 @@ void restart_driver::spawn_run() noexcept {
     task_spec spec;
     auto body = policy_->make_run(runs_ + 1, spec);
     spec.parent_id = parent_id_;
+    spec.context = &context_;
     n = make_task(*this, ex_, std::move(body), std::move(spec));
     policy_->run_started(*n);
   } catch (...) {

@@ -8,6 +8,7 @@
 // its steps in a section. There is no co_spawn: no initial dispatch, no final post, no
 // re-entrant completion, no lost cancellation exception (DESIGN §2).
 //
+#include <crew/detail/seam.hpp>
 #include <crew/detail/task.hpp>
 #include <crew/detail/task_executor.hpp>
 
@@ -28,6 +29,15 @@ namespace crew::detail {
 std::uint64_t next_task_id() noexcept {
   static std::atomic<std::uint64_t> next{1};
   return next.fetch_add(1, std::memory_order_relaxed);
+}
+
+crew::trace_id task_node::trace() noexcept {
+  crew::trace_id t = peek_trace();
+  if (!t) {
+    t = crew::trace_id::generate();
+    set_trace(t);
+  }
+  return t;
 }
 
 void task_node::pause(unsigned& spins) noexcept {
@@ -125,6 +135,7 @@ class entry_ref {
     if (!n_) return;
     if (!n_->finished()) {
       n_->mark_finished();
+      if (n_->seam_ != 0) seam_ended(n_, nullptr, task_end::abandoned);
       n_->owner()->task_abandoned(n_);
     }
     n_->release();
@@ -151,6 +162,7 @@ net::awaitable<net::detail::awaitable_thread_entry_point> task_entry(entry_ref n
     e = std::current_exception();
   }
   node->mark_finished();
+  if (node->seam_ != 0) seam_ended(node.get(), e, task_end::done);
   node->owner()->task_done(node.get(), std::move(e));
 }
 
@@ -171,6 +183,7 @@ class node_impl final : public task_node {
     task_node* node;  // kept alive by the section_function
     void operator()() {
       node->emit_pending_before_start();
+      if ((node->seam_ & seam_start_hooks) != 0) seam_started(node);
       thread.launch();
     }
   };
@@ -203,6 +216,7 @@ class node_impl final : public task_node {
     // Never admitted: its owner keeps no account of it, and may be gone by the time
     // the frame is destroyed.
     n->mark_finished();
+    if (n->seam_ != 0) seam_ended(n, nullptr, task_end::discarded);
     static_cast<node_impl*>(n)->thread_.reset();
   }
 
@@ -224,7 +238,18 @@ task_node* make_node(task_owner& owner, Inner const& inner, task_body&& body, ta
   }
   entry_ref ref(n);  // the initial reference, handed to the task's entry frame
   n->id_ = next_task_id();
-  n->parent_id_ = spec.parent_id != 0 ? spec.parent_id : current_task() ? current_task()->id_ : 0;
+  task_node* const spawner = spec.parent_id == 0 && !spec.context ? current_task() : nullptr;
+  if (spawner) {
+    n->parent_id_ = spawner->id_;
+    n->set_trace(spawner->trace());
+    n->locals_ = spawner->locals_;
+  } else {
+    n->parent_id_ = spec.parent_id;
+    if (spec.context) {
+      n->set_trace(spec.context->trace);
+      n->locals_ = spec.context->locals;
+    }
+  }
   n->name_ = std::move(spec.name);
   n->on_failure_ = std::move(spec.on_failure);
   n->site_ = spec.site;
@@ -237,6 +262,8 @@ task_node* make_node(task_owner& owner, Inner const& inner, task_body&& body, ta
         n->thread_.emplace(task_entry<body_type>(std::move(ref), std::move(b)), ex, slot, state);
       },
       std::move(body));
+  if (std::uint32_t const f = seam_features.load(std::memory_order_relaxed))
+    seam_made(n, spawner, f);
   return n;
 }
 

@@ -12,10 +12,12 @@
 #include <crew/loop.hpp>
 #include <crew/retry.hpp>
 #include <crew/run_group.hpp>
+#include <crew/runtime.hpp>
 #include <crew/source_location.hpp>
 #include <crew/supervisor.hpp>
 #include <crew/task_group.hpp>
 #include <crew/task_manager.hpp>
 #include <crew/tasks.hpp>
+#include <crew/this_task.hpp>
 
 #endif

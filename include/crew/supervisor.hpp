@@ -9,6 +9,7 @@
 #include <crew/clock.hpp>
 #include <crew/config.hpp>
 #include <crew/detail/io_object.hpp>
+#include <crew/detail/restart_kind.hpp>
 #include <crew/detail/task_shape.hpp>
 #include <crew/error.hpp>
 #include <crew/run_group.hpp>
@@ -32,19 +33,6 @@
 #include <vector>
 
 namespace crew {
-
-/** When a supervisor starts a child again after it ended (Erlang/OTP's restart types). */
-enum class restart {
-  /// Always restarted, even after a normal return.
-  permanent,
-  /// Restarted only after a failure; a normal return ends it for good.
-  transient,
-  /// Never restarted; a failure goes into the supervisor's result.
-  temporary,
-};
-
-/// "permanent", "transient" or "temporary".
-char const* to_string(restart r) noexcept;
 
 /** Which children a supervisor restarts when one of them must be restarted. */
 enum class restart_strategy {

@@ -142,6 +142,7 @@ class restart_driver final : public task_owner,
   crew::clock& clock_;
   std::unique_ptr<restart_policy> const policy_;
   std::uint64_t parent_id_ = 0;
+  task_context context_;  // what every run inherits
 
   std::mutex mutex_;
   state state_ = state::idle;

@@ -12,6 +12,7 @@
 
 #include <crew/detail/task_shape.hpp>
 #include <crew/error.hpp>
+#include <crew/this_task.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -20,8 +21,10 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace crew::detail {
 
@@ -70,6 +73,18 @@ inline thread_local task_node* current_task_ = nullptr;
 inline task_node* current_task() noexcept {
   return current_task_;
 }
+
+/** A task's task_local values: shared, never changed once published (a `set` publishes
+    a new map), so that a child's copy is one reference. */
+struct local_map {
+  std::vector<std::pair<std::uint64_t, std::shared_ptr<void const>>> values;
+};
+
+/** What a task hands down to the tasks it spawns: its trace id and task_local values. */
+struct task_context {
+  crew::trace_id trace;
+  std::shared_ptr<local_map const> locals;
+};
 
 /** The per-task record: identity, cancellation signal, and the "section" protocol.
 
@@ -133,6 +148,34 @@ class task_node {
     return (state_.load(std::memory_order_acquire) & finished_bit) != 0;
   }
 
+  /// Whether its first section began.
+  bool has_started() const noexcept {
+    return (state_.load(std::memory_order_acquire) & started) != 0;
+  }
+
+  /// Whether one of its sections runs now, on some thread.
+  bool in_section() const noexcept {
+    return (state_.load(std::memory_order_acquire) & active_mask) != 0;
+  }
+
+  /// Its trace id, made fresh if it has none yet. Only from inside the task (one of its
+  /// sections), or before it started.
+  crew::trace_id trace() noexcept;
+
+  /// The trace id as it is now, possibly invalid; from any thread.
+  crew::trace_id peek_trace() const noexcept {
+    return {trace_high_.load(std::memory_order_relaxed),
+            trace_low_.load(std::memory_order_relaxed)};
+  }
+
+  void set_trace(crew::trace_id t) noexcept {
+    trace_high_.store(t.high(), std::memory_order_relaxed);
+    trace_low_.store(t.low(), std::memory_order_relaxed);
+  }
+
+  /// What its children inherit; only from inside the task, or before it started.
+  task_context context() noexcept { return {trace(), locals_}; }
+
   task_owner* owner() const noexcept { return owner_; }
 
   /// Posts the task's first section; called once, after the owner admitted it. A
@@ -155,6 +198,18 @@ class task_node {
   spawn_waiter* waiter_ = nullptr;  // set while an async_spawn waits for its slot
 
   boost::asio::cancellation_signal signal_;
+
+  /// Its task_local values; read and replaced only from inside the task.
+  std::shared_ptr<local_map const> locals_;
+
+  // The runtime's view of the task (lib/runtime.cpp): which of its features the task
+  // was made with, its links in the task registry, when it was made, and its parent's
+  // identity for the start hooks.
+  std::uint32_t seam_ = 0;
+  task_node* track_prev_ = nullptr;
+  task_node* track_next_ = nullptr;
+  std::int64_t made_at_ = 0;
+  task_info* parent_info_ = nullptr;
 
  protected:
   struct operations {
@@ -185,6 +240,8 @@ class task_node {
   std::atomic<std::uint32_t> refs_{1};
   std::atomic<std::uint32_t> state_{0};
   std::atomic<std::uint32_t> pending_type_{0};
+  std::atomic<std::uint64_t> trace_high_{0};
+  std::atomic<std::uint64_t> trace_low_{0};
 
  public:
   // Here, not with the list links, so that it fills the padding after the atomics.
@@ -220,8 +277,13 @@ struct task_spec {
   std::string name;
   source_location site;
   failure_handler on_failure;
-  /// The spawning task's id; 0 takes the current task's (see current_task()).
+  /// The spawning task's id. With neither this nor `context`, the spawner is the task
+  /// running on this thread (current_task()), if any: the new task gets its id and
+  /// inherits its context.
   std::uint64_t parent_id = 0;
+  /// The context the task inherits, taken from its parent earlier (a restart driver's
+  /// runs inherit what the driver's starter had); an empty one makes a root.
+  task_context const* context = nullptr;
 };
 
 /// `ex` without the task executor that wraps it when it is a task's executor (`co_await

@@ -166,15 +166,31 @@ struct task_traits {
   static constexpr bool returns_code = !std::is_void_v<result_type>;
 };
 
+/// The mark of a failure a task returned as an error code rather than threw: the
+/// runtime's error handler gets these, its exception handler the thrown ones.
+struct returned_code {};
+
+/// A returned `boost::system::error_code`, as the `system_error` it is reported as.
+class returned_system_error final : public boost::system::system_error, public returned_code {
+ public:
+  using boost::system::system_error::system_error;
+};
+
+/// A returned `std::error_code`, as the `std::system_error` it is reported as.
+class returned_std_system_error final : public std::system_error, public returned_code {
+ public:
+  using std::system_error::system_error;
+};
+
 /// The failure a returned code stands for; null for success.
 inline std::exception_ptr failure_of(boost::system::error_code const& ec) {
   if (!ec) return nullptr;
-  return std::make_exception_ptr(boost::system::system_error(ec));
+  return std::make_exception_ptr(returned_system_error(ec));
 }
 
 inline std::exception_ptr failure_of(std::error_code const& ec) {
   if (!ec) return nullptr;
-  return std::make_exception_ptr(std::system_error(ec));
+  return std::make_exception_ptr(returned_std_system_error(ec));
 }
 
 /// Throws `std::invalid_argument` naming `who` and `what`; out of line, so that the
