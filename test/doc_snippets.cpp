@@ -410,3 +410,139 @@ CO_TEST_CASE(provided_tasks) {
   BOOST_TEST(!result);
   BOOST_TEST(failures == 0);
 }
+
+// ---------------------------------------------------------------- runtime
+
+//[runtime_logger
+crew::task_local<std::string> request_id{"-"};
+
+// A plain function: it knows nothing of coroutines, yet it names the task it runs in.
+void log_line(std::string_view message) {
+  std::clog << "task " << crew::this_task::id() << " '" << crew::this_task::name() << "' trace "
+            << crew::this_task::trace_id() << " request " << request_id.get() << ": " << message
+            << '\n';
+}
+//]
+
+namespace {
+
+/// What std::clog printed while it lived.
+struct captured_clog {
+  std::ostringstream text;
+  std::streambuf* old = std::clog.rdbuf(text.rdbuf());
+  ~captured_clog() { std::clog.rdbuf(old); }
+};
+
+}  // namespace
+
+CO_TEST_CASE(runtime_logger_and_traceparent) {
+  auto ex = co_await net::this_coro::executor;
+  captured_clog out;
+  std::string outgoing;
+  crew::task_group g{ex};
+  //[runtime_traceparent
+  g.spawn(
+      [&]() -> net::awaitable<void> {
+        // The caller's W3C header: this task and every task it spawns join its trace.
+        crew::this_task::set_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        request_id.set("r-17");  // children spawned from now on start with a copy
+        log_line("handling");
+        outgoing = crew::this_task::traceparent();  // for the next hop's request
+        co_return;
+      },
+      {.name = "request"});
+  //]
+  co_await g.wait();
+  auto const text = out.text.str();
+  BOOST_TEST(text.find("'request' trace 4bf92f3577b34da6a3ce929d0e0e4736 request r-17: handling") !=
+                 std::string::npos,
+             text);
+  BOOST_TEST(outgoing.find("00-4bf92f3577b34da6a3ce929d0e0e4736-") == 0u);
+}
+
+CO_TEST_CASE(runtime_go) {
+  auto ex = co_await net::this_coro::executor;
+  crew_test::captured_reports reports;
+  bool cleaned = false;
+  std::exception_ptr slow_result;
+  //[runtime_go
+  // Fire and forget, but tracked: a failure reaches the runtime's handlers (stderr by
+  // default), as co_spawn(ex, task, detached) would drop it.
+  crew::go(ex, []() -> net::awaitable<void> { throw std::runtime_error("lost? never"); });
+
+  // The cleanup runs exactly once, whatever ends the task.
+  crew::go_with_cleanup(ex, crew_test::yield_once(), [&] { cleaned = true; });
+
+  // Cancelled after 10 ms: completes with crew::error::timed_out once the task ended.
+  auto op =
+      crew::async_with_timeout(crew_test::sleep_for(1h), 10ms, net::as_tuple(net::use_awaitable));
+  auto [e] = co_await std::move(op);
+  //]
+  slow_result = e;
+  co_await crew_test::yield_until([&] { return cleaned && reports.total() == 1; });
+  BOOST_TEST((crew_test::code_of(slow_result) == crew::error::timed_out));
+  BOOST_TEST(reports.reports()[0].failures[0].what() == std::string("lost? never"));
+}
+
+CO_TEST_CASE(runtime_hooks_and_stats) {
+  auto ex = co_await net::this_coro::executor;
+  auto const before = crew::stats();
+  std::atomic<int> started{0};
+  //[runtime_hooks
+  auto hook = crew::on_task_start([&](crew::task_info const& parent, crew::task_info const& self) {
+    ++started;  // every crew task of every component, on its own thread
+    (void)parent, (void)self;
+  });
+  crew::task_group g{ex};
+  for (int i = 0; i < 3; ++i) g.spawn(crew_test::yield_once());
+  co_await g.wait();
+  crew::remove_hook(hook);  // when it returns, the hook runs nowhere and never again
+
+  crew::runtime_stats s = crew::stats();
+  std::cout << "launched " << s.launched << ", active " << s.active << ", failed " << s.failed
+            << '\n';
+  crew::dump(std::cout);  // every live task, as a tree
+  //]
+  BOOST_TEST(started == 3);
+  BOOST_TEST(s.launched - before.launched == 3u);
+}
+
+CO_TEST_CASE(runtime_handlers) {
+  auto ex = co_await net::this_coro::executor;
+  std::vector<std::string> seen;
+  //[runtime_handlers
+  crew::set_exception_handler([&](crew::task_info const& task, std::exception_ptr e,
+                                  boost::stacktrace::stacktrace const& where_thrown) {
+    seen.push_back(task.name + ": " + crew_test::what_of(e));  // or: to the error tracker
+    (void)where_thrown;
+  });
+  crew::set_error_handler([&](crew::task_info const& task, std::exception_ptr e) {
+    seen.push_back(task.name + " returned " + crew_test::what_of(e));  // Go's "return err"
+  });
+  //]
+  crew::go(ex, []() -> net::awaitable<void> { throw std::runtime_error("boom"); });
+  co_await crew_test::yield_until([&] { return seen.size() == 1; });
+  crew::set_exception_handler(nullptr);
+  crew::set_error_handler(nullptr);
+  BOOST_TEST(seen[0] == ": boom");
+}
+
+CO_TEST_CASE(runtime_workers) {
+  auto ex = co_await net::this_coro::executor;
+  std::atomic<int> runs{0};
+  //[runtime_workers
+  crew::start_worker(
+      ex, "cache-refresher",
+      [&]() -> net::awaitable<void> {
+        ++runs;  // refresh once; returning (or failing) restarts it after a backoff
+        co_return;
+      },
+      {.restart = crew::restart::permanent, .backoff = crew::backoff::constant(1ms)});
+
+  crew::worker_info w = crew::worker_status("cache-refresher");  // state, restarts, last_error
+  auto stop = crew::async_stop_worker("cache-refresher", net::use_awaitable);
+  co_await std::move(stop);
+  //]
+  BOOST_TEST((w.state == crew::worker_state::running || w.state == crew::worker_state::waiting));
+  BOOST_TEST((crew::worker_status("cache-refresher").state == crew::worker_state::stopped));
+}
