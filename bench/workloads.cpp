@@ -10,6 +10,8 @@
 //
 //   noop       spawn N tasks that return at once, wait for all
 //   yield      the same, each task yielding once (post)
+//   yield10    the same, each task yielding ten times: with yield and noop, the cost of
+//              one resumption (crew's: through the task executor that brackets it)
 //   fail10     every tenth task throws; every failure is kept (crew: task_errors)
 //   fail10_traces   the same with crew's throw-site traces on (raw: off, its baseline)
 //   limit64    at most 64 tasks at once: the spawner waits for a slot, as raw Asio's
@@ -32,8 +34,17 @@
 //
 // Raw Asio is co_spawn plus a counter whose last decrement resumes the one waiter.
 //
+// CREW_BENCH_RUNTIME sets what crew's runtime sees of each task (bench/runtime_cost):
+//   off        no statistics, no tracking, no hooks
+//   stats      statistics only
+//   tracking   tracking only
+//   on         statistics and tracking (the default, as in a process that sets nothing)
+//   hooks      statistics, tracking, and one start hook and one end hook that do nothing
+//   hooks_only one start hook and one end hook, nothing else
+//
 #include <crew/retry.hpp>
 #include <crew/run_group.hpp>
+#include <crew/runtime.hpp>
 #include <crew/task_group.hpp>
 
 #include "bench_util.hpp"
@@ -96,6 +107,11 @@ net::awaitable<void> noop_task(std::size_t) {
 net::awaitable<void> yield_task(std::size_t) {
   auto ex = co_await net::this_coro::executor;
   co_await net::post(ex, net::use_awaitable);
+}
+
+net::awaitable<void> yield10_task(std::size_t) {
+  auto ex = co_await net::this_coro::executor;
+  for (int i = 0; i < 10; ++i) co_await net::post(ex, net::use_awaitable);
 }
 
 struct task_failed : std::runtime_error {
@@ -285,6 +301,24 @@ net::awaitable<never_waited_result> crew_never_waited(std::size_t n) {
 
 }  // namespace
 
+/// Applies CREW_BENCH_RUNTIME; false if it names no setting.
+bool configure_runtime() {
+  char const* v = std::getenv("CREW_BENCH_RUNTIME");
+  std::string_view const setting = v ? v : "on";
+  auto& rt = crew::runtime::global();
+  bool const hooks = setting == "hooks" || setting == "hooks_only";
+  bool const stats = setting == "stats" || setting == "on" || setting == "hooks";
+  bool const tracking = setting == "tracking" || setting == "on" || setting == "hooks";
+  if (!hooks && !stats && !tracking && setting != "off") return false;
+  rt.enable_stats(stats);
+  rt.enable_tracking(tracking);
+  if (hooks) {
+    rt.on_task_start([](crew::task_info const&, crew::task_info const&) {});
+    rt.on_task_end([](crew::task_info const&, std::exception_ptr) {});
+  }
+  return true;
+}
+
 int main(int argc, char** argv) {
   if (argc != 5) {
     std::fprintf(stderr, "usage: bench_workloads raw|crew WORKLOAD N THREADS\n");
@@ -299,6 +333,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   crew::set_throw_site_traces(workload == "fail10_traces" && !raw);
+  if (!configure_runtime()) {
+    std::fprintf(stderr,
+                 "bench_workloads: CREW_BENCH_RUNTIME is not one of off, stats, "
+                 "tracking, on, hooks, hooks_only\n");
+    return 2;
+  }
 
   net::io_context ctx(static_cast<int>(threads));
   clock_type::duration elapsed{};
@@ -313,6 +353,8 @@ int main(int argc, char** argv) {
       return raw ? bursts(noop_task, n) : crew_burst(noop_task, n, crew::unlimited);
     if (workload == "yield")
       return raw ? bursts(yield_task, n) : crew_burst(yield_task, n, crew::unlimited);
+    if (workload == "yield10")
+      return raw ? bursts(yield10_task, n) : crew_burst(yield10_task, n, crew::unlimited);
     if (workload == "fail10" || workload == "fail10_traces")
       return raw ? bursts(fail10_task, n) : crew_burst(fail10_task, n, crew::unlimited);
     if (workload == "limit64") return raw ? limits(noop_task, n) : crew_limit(noop_task, n, true);

@@ -115,7 +115,12 @@ class task_executor {
       if (boost::asio::query(inner_, boost::asio::execution::blocking) !=
               boost::asio::execution::blocking.never &&
           inner_.running_in_this_thread()) {
-        run_section(node_, std::forward<F>(f));
+        // Already inside one of this task's sections (a resumption dispatched from a
+        // completion that runs in the task): that section covers this call too.
+        if (current_task_ == node_)
+          std::forward<F>(f)();
+        else
+          run_section(node_, std::forward<F>(f));
         return;
       }
     }
