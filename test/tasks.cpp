@@ -152,7 +152,15 @@ void (*disposition(int signo))(int) {
   return sa.sa_handler;
 }
 
+/// The interruptible tests check that SIGHUP's disposition is restored to the default;
+/// a process started under nohup inherits SIG_IGN, so they start from the default.
+struct default_sighup {
+  default_sighup() { ::signal(SIGHUP, SIG_DFL); }
+};
+
 }  // namespace
+
+BOOST_TEST_GLOBAL_FIXTURE(default_sighup);
 
 // ---------------------------------------------------------------- stages pass through
 
