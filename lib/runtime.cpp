@@ -397,13 +397,17 @@ hook_set const& current_hooks() {
 thread_local std::vector<hook_entry const*> calling;
 
 void update_seam_bits() {
-  // Under the registry's mutex.
+  // Under the registry's mutex; enable_stats and enable_tracking change the other bits
+  // concurrently, so each bit is set or cleared on its own.
   auto const& set = *hooks().set;
-  std::uint32_t f = seam_features.load(std::memory_order_relaxed) &
-                    ~std::uint32_t(seam_start_hooks | seam_end_hooks);
-  if (!set.start.empty()) f |= seam_start_hooks;
-  if (!set.end.empty()) f |= seam_end_hooks;
-  seam_features.store(f, std::memory_order_relaxed);
+  auto apply = [](std::uint32_t bit, bool on) {
+    if (on)
+      seam_features.fetch_or(bit, std::memory_order_relaxed);
+    else
+      seam_features.fetch_and(~bit, std::memory_order_relaxed);
+  };
+  apply(seam_start_hooks, !set.start.empty());
+  apply(seam_end_hooks, !set.end.empty());
 }
 
 void report_hook_failure(task_info const& self, char const* which) noexcept {
@@ -765,7 +769,10 @@ void runtime::dump(std::ostream& os) const {
     std::string_view file = t.info.spawn_site.file_name();
     if (auto slash = file.rfind('/'); slash != std::string_view::npos)
       file.remove_prefix(slash + 1);
-    os << ", spawned at " << file << ':' << t.info.spawn_site.line() << '\n';
+    if (t.info.spawn_site.line() == 0)
+      os << ", spawned at an unknown location\n";
+    else
+      os << ", spawned at " << file << ':' << t.info.spawn_site.line() << '\n';
     for (auto c = children[i].rbegin(); c != children[i].rend(); ++c)
       stack.emplace_back(*c, depth + 1);
   }
