@@ -88,6 +88,7 @@ std::string to_string(task_failure const& f) {
   os << "task";
   if (!f.name.empty()) os << " '" << f.name << '\'';
   os << " #" << f.id;
+  if (f.index) os << " item " << *f.index;
   if (f.stage != task_stage::execute) os << " (" << to_string(f.stage) << ')';
   if (f.spawn_site.line() != 0)
     os << " spawned at " << f.spawn_site.file_name() << ':' << f.spawn_site.line();

@@ -26,11 +26,15 @@ task_failure make_failure(std::uint64_t id, std::string name, source_location si
 }
 
 task_failure make_failure(task_node const& n, std::exception_ptr e, task_stage stage) {
-  return make_failure(n.id_, n.name_, n.site_, std::move(e), stage);
+  auto f = make_failure(n.id_, n.name_, n.site_, std::move(e), stage);
+  if (n.index_ != task_node::no_index) f.index = static_cast<std::size_t>(n.index_);
+  return f;
 }
 
 task_failure make_failure(task_failure const& f, std::exception_ptr e, task_stage stage) {
-  return make_failure(f.id, f.name, f.spawn_site, std::move(e), stage);
+  auto g = make_failure(f.id, f.name, f.spawn_site, std::move(e), stage);
+  g.index = f.index;
+  return g;
 }
 
 // ---------------------------------------------------------------- reports

@@ -253,6 +253,7 @@ task_node* make_node(task_owner& owner, Inner const& inner, task_body&& body, ta
   n->name_ = std::move(spec.name);
   n->on_failure_ = std::move(spec.on_failure);
   n->site_ = spec.site;
+  if (spec.index) n->index_ = *spec.index;
   net::cancellation_slot slot = n->signal_.slot();
   net::cancellation_state state(slot);
   net::any_io_executor ex{task_executor<Inner>(inner, n)};

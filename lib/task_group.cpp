@@ -108,8 +108,10 @@ class wait_op {
   wait_op* prev_ = nullptr;
   wait_op* next_ = nullptr;
   std::uint64_t key_ = 0;
+  std::uint64_t target_ = 0;  // a barrier's: the index of the first task it does not wait for
   bool linked_ = false;
   bool aborted_ = false;
+  bool barrier_ = false;
 
  private:
   stored_handler<void(std::exception_ptr)> handler_;
@@ -151,13 +153,28 @@ struct group_core::after_unlock {
 
 // ---------------------------------------------------------------- group_core
 
-group_core::group_core(net::any_io_executor ex, task_group_options const& o, char const* kind)
+group_core::group_core(net::any_io_executor ex, task_group_options const& o, char const* kind,
+                       std::optional<std::size_t> queue_capacity)
     : task_owner(kind, o.name),
       ex_(plain_executor(ex)),
       limit_(o.limit),
       failures_(o.keep_failures),
       on_failure_(o.on_failure),
-      policy_(o.policy) {
+      policy_(o.policy),
+      pool_(queue_capacity.has_value()),
+      queue_capacity_(queue_capacity.value_or(0)) {
+  if (pool_) {
+    if (o.limit == 0)
+      throw std::invalid_argument(
+          "crew::worker_pool: workers must be at least 1 or crew::unlimited, got 0");
+    if (queue_capacity_ == 0)
+      throw std::invalid_argument(
+          "crew::worker_pool: queue_capacity must be at least 1 or crew::unlimited, got 0");
+    if (o.keep_failures == 0)
+      throw std::invalid_argument(
+          "crew::worker_pool: options.keep_failures must be at least 1 or crew::unlimited, got 0");
+    return;
+  }
   if (o.limit == 0)
     throw std::invalid_argument(
         "crew::task_group: options.limit must be at least 1 or crew::unlimited, got 0");
@@ -186,6 +203,11 @@ group_core::admitted group_core::spawn(task_body&& body, spawn_options&& options
   spec.name = std::move(options.name);
   spec.site = site;
   spec.on_failure = std::move(options.on_failure);
+  return spawn(std::move(body), std::move(spec), mode, waiter);
+}
+
+group_core::admitted group_core::spawn(task_body&& body, task_spec&& spec, admit_mode mode,
+                                       spawn_waiter* waiter) {
   task_node* n = make_task(*this, ex_, std::move(body), std::move(spec));
   n->waiter_ = waiter;
   if (waiter) waiter->key_ = next_key();
@@ -198,8 +220,28 @@ group_core::admitted group_core::admit(task_node* n, admit_mode mode) {
   {
     std::lock_guard lock(mutex_);
     bool const was_idle = !keep_alive_;
-    if (mode == admit_mode::reserved || (running_ < limit_ && queue_.empty())) {
-      running_list_.push_front(n);
+    if (closed_ && pool_) {
+      // Closed since the task was made (try_reserve_submit checked before).
+      if (n->waiter_) {
+        todo.spawns.emplace_back(std::exchange(n->waiter_, nullptr),
+                                 make_error_code(error::shut_down));
+      }
+      if (mode == admit_mode::reserved) --running_;
+      if (mode == admit_mode::reserved_queue) --queued_;
+      todo.to_discard.push_back(n);
+      fill_slots_locked(todo);
+      finish_waits_locked(todo);
+      if (!todo.self) todo.self = keep_alive_;
+      result = admitted::refused;
+    } else if (mode == admit_mode::reserved ||
+               (mode != admit_mode::reserved_queue && running_ < limit_ && queue_.empty())) {
+      if (pool_) {
+        n->index_ = next_index_++;
+        ++counts_.submitted;
+        running_list_.push_back(n);  // in index order: a barrier reads the oldest
+      } else {
+        running_list_.push_front(n);
+      }
       n->in_running_list_ = true;
       if (mode != admit_mode::reserved) ++running_;
       if (n->waiter_)
@@ -209,13 +251,27 @@ group_core::admitted group_core::admit(task_node* n, admit_mode mode) {
         todo.to_cancel.emplace_back(n);
       }
       result = admitted::started;
+    } else if (mode == admit_mode::reserved_queue ||
+               (mode == admit_mode::submit && queued_ < queue_capacity_ && pending_.empty())) {
+      n->index_ = next_index_++;
+      ++counts_.submitted;
+      queue_.push_back(n);
+      if (mode == admit_mode::submit) ++queued_;  // a reserved place was counted already
+      if (n->waiter_)
+        todo.spawns.emplace_back(std::exchange(n->waiter_, nullptr), boost::system::error_code{});
+      result = admitted::queued;
+    } else if (mode == admit_mode::submit) {
+      pending_.push_back(n);
+      ++pending_count_;
+      if (n->waiter_) n->waiter_->queued(weak_from_this());
+      result = admitted::waiting;
     } else {
       queue_.push_back(n);
       if (mode == admit_mode::spawn) ++queued_;
       if (n->waiter_) n->waiter_->queued(weak_from_this());
       result = admitted::queued;
     }
-    if (was_idle) keep_alive_ = shared_from_this();
+    if (was_idle && result != admitted::refused) keep_alive_ = shared_from_this();
   }
   run(todo);
   if (result == admitted::started) n->start();
@@ -228,6 +284,78 @@ bool group_core::try_reserve() {
   ++running_;
   if (!keep_alive_) keep_alive_ = shared_from_this();
   return true;
+}
+
+group_core::reservation group_core::try_reserve_submit() {
+  std::lock_guard lock(mutex_);
+  if (closed_) throw boost::system::system_error(make_error_code(error::shut_down));
+  if (running_ < limit_ && queue_.empty() && pending_.empty()) {
+    ++running_;
+    if (!keep_alive_) keep_alive_ = shared_from_this();
+    return reservation::slot;
+  }
+  if (queued_ < queue_capacity_ && pending_.empty()) {
+    ++queued_;
+    if (!keep_alive_) keep_alive_ = shared_from_this();
+    return reservation::queue;
+  }
+  return reservation::none;
+}
+
+void group_core::release_reservation(reservation r) noexcept {
+  if (r == reservation::slot) return release_reservation();
+  if (r != reservation::queue) return;
+  after_unlock todo;
+  try {
+    std::lock_guard lock(mutex_);
+    --queued_;
+    fill_slots_locked(todo);
+    finish_waits_locked(todo);
+  } catch (...) {
+    std::terminate();
+  }
+  run(todo);
+}
+
+void group_core::close() noexcept {
+  after_unlock todo;
+  try {
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+    while (task_node* n = pending_.pop_front()) {
+      --pending_count_;
+      todo.spawns.emplace_back(std::exchange(n->waiter_, nullptr),
+                               make_error_code(error::shut_down));
+      todo.to_discard.push_back(n);
+    }
+    todo.self = keep_alive_;
+  } catch (...) {
+    std::terminate();
+  }
+  run(todo);
+}
+
+bool group_core::closed() const noexcept {
+  std::lock_guard lock(mutex_);
+  return closed_;
+}
+
+group_core::counts group_core::get_counts() const noexcept {
+  std::lock_guard lock(mutex_);
+  counts c = counts_;
+  c.running = running_;
+  c.queued = queued_;
+  c.waiting = pending_count_;
+  return c;
+}
+
+void group_core::count_end_locked(task_node*, bool failed, bool cancelled) noexcept {
+  if (failed)
+    ++counts_.failed;
+  else if (cancelled)
+    ++counts_.cancelled;
+  else
+    ++counts_.succeeded;
 }
 
 void group_core::release_reservation() noexcept {
@@ -245,23 +373,36 @@ void group_core::release_reservation() noexcept {
 
 void group_core::task_done(task_node* n, std::exception_ptr e) noexcept {
   std::optional<task_failure> failure;
-  if (e && !(n->cancel_requested() && is_operation_aborted(e))) {
+  bool const cancelled = e && n->cancel_requested() && is_operation_aborted(e);
+  if (e && !cancelled) {
     try {
       failure = make_failure(*n, std::move(e));
     } catch (...) {
       std::terminate();  // only allocation can fail; a lost failure breaks the contract
     }
   }
-  retire(n, std::move(failure), n->on_failure_ ? &n->on_failure_ : &on_failure_);
+  retire(n, std::move(failure), n->on_failure_ ? &n->on_failure_ : &on_failure_, cancelled);
+}
+
+void group_core::record(task_failure&& f) noexcept {
+  after_unlock todo;
+  try {
+    std::lock_guard lock(mutex_);
+    todo.self = keep_alive_;
+    record_failure_locked(std::move(f), &on_failure_, todo);
+  } catch (...) {
+    std::terminate();  // only allocation can fail, as in retire()
+  }
+  run(todo);
 }
 
 void group_core::task_abandoned(task_node* n) noexcept {
   std::optional<task_failure> none;
-  retire(n, std::move(none), nullptr);
+  retire(n, std::move(none), nullptr, true);
 }
 
 void group_core::retire(task_node* n, std::optional<task_failure>&& failure,
-                        failure_handler const* handler) noexcept {
+                        failure_handler const* handler, bool cancelled) noexcept {
   after_unlock todo;
   try {
     std::lock_guard lock(mutex_);
@@ -269,6 +410,7 @@ void group_core::retire(task_node* n, std::optional<task_failure>&& failure,
     running_list_.erase(n);
     n->in_running_list_ = false;
     --running_;
+    count_end_locked(n, failure.has_value(), cancelled);
     if (failure) record_failure_locked(std::move(*failure), handler, todo);
     fill_slots_locked(todo);
     finish_waits_locked(todo);
@@ -291,6 +433,7 @@ void group_core::drain(bool lost) noexcept {
       }
       call.emplace(std::move(handler_queue_.front()));
       handler_queue_.pop_front();
+      handler_index_ = call->failure.index.value_or(no_index);
     }
     std::exception_ptr handler_error;
     if (!lost) {
@@ -315,6 +458,7 @@ void group_core::handler_done(task_failure const& failure,
     if (handler_error) f = make_failure(failure, std::move(handler_error), task_stage::handler);
     std::lock_guard lock(mutex_);
     --pending_handlers_;
+    handler_index_ = no_index;
     if (f) record_failure_locked(std::move(*f), nullptr, todo);  // no handler for a handler
     finish_waits_locked(todo);
   } catch (...) {
@@ -353,13 +497,27 @@ void group_core::cancel_locked(after_unlock& todo) {
 }
 
 void group_core::fill_slots_locked(after_unlock& todo) {
-  while (!queue_.empty() && running_ < limit_) {
+  for (;;) {
+    // A pool's submissions waiting for room in the queue get it, in order.
+    while (!pending_.empty() && queued_ < queue_capacity_) {
+      task_node* n = pending_.pop_front();
+      --pending_count_;
+      n->index_ = next_index_++;
+      ++counts_.submitted;
+      queue_.push_back(n);
+      ++queued_;
+      todo.spawns.emplace_back(std::exchange(n->waiter_, nullptr), boost::system::error_code{});
+    }
+    if (queue_.empty() || running_ >= limit_) break;
     task_node* n = queue_.pop_front();
     if (n->waiter_)
       todo.spawns.emplace_back(std::exchange(n->waiter_, nullptr), boost::system::error_code{});
     else
       --queued_;
-    running_list_.push_front(n);
+    if (pool_)
+      running_list_.push_back(n);
+    else
+      running_list_.push_front(n);
     n->in_running_list_ = true;
     ++running_;
     if (cancelled_) {
@@ -370,8 +528,43 @@ void group_core::fill_slots_locked(after_unlock& todo) {
   }
 }
 
+std::uint64_t group_core::watermark_locked() const noexcept {
+  std::uint64_t w = next_index_;
+  if (!running_list_.empty()) w = std::min(w, running_list_.front()->index_);
+  if (!queue_.empty()) w = std::min(w, queue_.front()->index_);
+  w = std::min(w, handler_index_);
+  for (auto const& call : handler_queue_) w = std::min(w, call.failure.index.value_or(no_index));
+  return w;
+}
+
+void group_core::finish_barriers_locked(after_unlock& todo) {
+  std::uint64_t const w = watermark_locked();
+  for (wait_op* op = waiters_.front(); op;) {
+    wait_op* const next = op->next_;
+    if (op->barrier_ && op->target_ <= w) {
+      if (!todo.result) {
+        auto d = std::make_shared<delivery>();
+        d->result = failures_.take_errors();
+        if (d->result) {
+          d->owner_kind = owner_kind();
+          d->owner_name = owner_name();
+        }
+        todo.result = std::move(d);
+      }
+      waiters_.erase(op);
+      op->linked_ = false;
+      todo.to_complete.emplace_back(op, op->aborted_ && !todo.result->result);
+    }
+    op = next;
+  }
+  if (!todo.self) todo.self = keep_alive_;
+}
+
 void group_core::finish_waits_locked(after_unlock& todo) {
-  if (!idle_locked()) return;
+  if (!idle_locked()) {
+    if (pool_ && !waiters_.empty()) finish_barriers_locked(todo);
+    return;
+  }
   if (!waiters_.empty()) {
     auto d = std::make_shared<delivery>();
     d->result = failures_.take_errors();
@@ -413,12 +606,38 @@ void group_core::run(after_unlock& todo) noexcept {
   todo.self.reset();
 }
 
+void group_core::drop_queue_locked(after_unlock& todo, boost::system::error_code refusal) {
+  while (task_node* n = queue_.pop_front()) {
+    --queued_;
+    ++counts_.dropped;
+    ++counts_.cancelled;
+    todo.to_discard.push_back(n);
+  }
+  while (task_node* n = pending_.pop_front()) {
+    --pending_count_;
+    todo.spawns.emplace_back(std::exchange(n->waiter_, nullptr), refusal);
+    todo.to_discard.push_back(n);
+  }
+}
+
 void group_core::cancel(boost::asio::cancellation_type type) noexcept {
   after_unlock todo;
   todo.cancel_type = type;
   try {
     std::lock_guard lock(mutex_);
-    cancel_locked(todo);
+    if (pool_) {
+      // One-shot: the running tasks and the queue as they are now.
+      todo.to_cancel.reserve(running_);
+      for (task_node* n = running_list_.front(); n; n = n->next_) {
+        n->add_ref();
+        todo.to_cancel.emplace_back(n);
+      }
+      drop_queue_locked(todo, net::error::operation_aborted);
+      finish_waits_locked(todo);
+      if (!todo.self) todo.self = keep_alive_;
+    } else {
+      cancel_locked(todo);
+    }
   } catch (...) {
     std::terminate();
   }
@@ -454,10 +673,12 @@ std::vector<task_failure> group_core::failures() const {
 }
 
 void group_core::async_wait(wait_handler handler,
-                            std::optional<std::chrono::steady_clock::duration> timeout) {
+                            std::optional<std::chrono::steady_clock::duration> timeout,
+                            bool barrier) {
   auto slot = net::get_associated_cancellation_slot(handler);
   auto* op = new wait_op(std::move(handler), ex_);
   op->key_ = next_key();
+  op->barrier_ = barrier && pool_;
   if (timeout) {
     try {
       op->start_timer(shared_from_this(), *timeout);
@@ -474,6 +695,7 @@ void group_core::async_wait(wait_handler handler,
     std::lock_guard lock(mutex_);
     waiters_.push_front(op);
     op->linked_ = true;
+    op->target_ = next_index_;
     if (!keep_alive_) keep_alive_ = shared_from_this();
     finish_waits_locked(todo);
   } catch (...) {
@@ -500,11 +722,30 @@ void group_core::cancel_key(std::uint64_t key, boost::asio::cancellation_type) n
     for (wait_op* op = waiters_.front(); op; op = op->next_) {
       if (op->key_ == key) {
         op->aborted_ = true;
-        cancel_locked(todo);
+        if (pool_) {
+          for (task_node* t = running_list_.front(); t; t = t->next_) {
+            t->add_ref();
+            todo.to_cancel.emplace_back(t);
+          }
+          drop_queue_locked(todo, net::error::operation_aborted);
+          finish_waits_locked(todo);
+          if (!todo.self) todo.self = keep_alive_;
+        } else {
+          cancel_locked(todo);
+        }
         break;
       }
     }
-    for (task_node* n = queue_.front(); n; n = n->next_) {
+    for (task_node* n = pending_.front(); n; n = n->next_) {
+      if (n->waiter_ && n->waiter_->key_ == key) {
+        pending_.erase(n);
+        --pending_count_;
+        withdrawn = std::exchange(n->waiter_, nullptr);
+        todo.to_discard.push_back(n);
+        break;
+      }
+    }
+    for (task_node* n = queue_.front(); n && !withdrawn; n = n->next_) {
       if (n->waiter_ && n->waiter_->key_ == key) {
         queue_.erase(n);
         withdrawn = std::exchange(n->waiter_, nullptr);
@@ -524,7 +765,9 @@ void group_core::shutdown() noexcept {
   try {
     std::lock_guard lock(mutex_);
     shut_down_ = true;
+    closed_ = true;
     cancel_locked(todo);
+    if (pool_) drop_queue_locked(todo, make_error_code(error::shut_down));
     // Tasks already spawned still run (cancelled); async_spawn calls still waiting
     // for a slot are refused.
     for (task_node* n = queue_.front(); n;) {
@@ -537,10 +780,7 @@ void group_core::shutdown() noexcept {
       }
       n = next;
     }
-    if (idle_locked() && waiters_.empty()) {
-      todo.self = std::move(keep_alive_);
-      keep_alive_.reset();
-    }
+    if (idle_locked()) finish_waits_locked(todo);  // a pool whose queue was all it had
   } catch (...) {
     std::terminate();
   }

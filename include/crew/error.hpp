@@ -17,6 +17,7 @@
 #include <exception>
 #include <iosfwd>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -104,6 +105,10 @@ struct task_failure {
   boost::stacktrace::stacktrace trace{0, 0};
   /// The stage that failed.
   task_stage stage = task_stage::execute;
+  /// The position, counted from 0, of the item the task handled in its input: an
+  /// `async_gather` item, a worker pool's submission, a pipeline item. Empty for a task
+  /// that handles no item of a sequence.
+  std::optional<std::size_t> index;
 
   /// The exception's `what()`, or a fixed text for exceptions not derived from std::exception.
   char const* what() const noexcept;
@@ -118,7 +123,7 @@ struct task_failure {
   [[noreturn]] void rethrow() const { std::rethrow_exception(exception); }
 };
 
-/// One line: `task 'name' #id (stage) spawned at file:line: what`.
+/// One line: `task 'name' #id item N (stage) spawned at file:line: what`.
 std::string to_string(task_failure const& f);
 
 /// The line of `to_string` followed by the throw-site trace, if any.

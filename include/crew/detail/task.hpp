@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -191,6 +192,9 @@ class task_node {
   std::string name_;
   source_location site_;
   failure_handler on_failure_;  ///< a group task's own handler, if any
+  /// The item it handles (task_failure::index), or no_index.
+  std::uint64_t index_ = no_index;
+  static constexpr std::uint64_t no_index = ~std::uint64_t{0};
 
   // Membership of a group's running list or start queue, guarded by the group's mutex.
   task_node* prev_ = nullptr;
@@ -284,6 +288,8 @@ struct task_spec {
   /// The context the task inherits, taken from its parent earlier (a restart driver's
   /// runs inherit what the driver's starter had); an empty one makes a root.
   task_context const* context = nullptr;
+  /// The item the task handles (task_failure::index), if any.
+  std::optional<std::size_t> index;
 };
 
 /// `ex` without the task executor that wraps it when it is a task's executor (`co_await
