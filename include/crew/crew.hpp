@@ -9,7 +9,9 @@
 #include <crew/clock.hpp>
 #include <crew/config.hpp>
 #include <crew/error.hpp>
+#include <crew/gather.hpp>
 #include <crew/loop.hpp>
+#include <crew/pipeline.hpp>
 #include <crew/retry.hpp>
 #include <crew/run_group.hpp>
 #include <crew/runtime.hpp>
@@ -19,5 +21,6 @@
 #include <crew/task_manager.hpp>
 #include <crew/tasks.hpp>
 #include <crew/this_task.hpp>
+#include <crew/worker_pool.hpp>
 
 #endif
