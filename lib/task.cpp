@@ -217,6 +217,9 @@ class node_impl final : public task_node {
     // the frame is destroyed.
     n->mark_finished();
     if (n->seam_ != 0) seam_ended(n, nullptr, task_end::discarded);
+    // Asio posts the frame's destruction to the task's executor, and that section's end
+    // may drop the node on another thread while reset() still reads it: hold it.
+    node_ref keep((n->add_ref(), n));
     static_cast<node_impl*>(n)->thread_.reset();
   }
 

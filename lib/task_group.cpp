@@ -647,7 +647,9 @@ void group_core::cancel(boost::asio::cancellation_type type) noexcept {
 void group_core::set_limit(std::size_t limit) {
   if (limit == 0)
     throw std::invalid_argument(
-        "crew::task_group::set_limit: limit must be at least 1 or crew::unlimited, got 0");
+        pool_
+            ? "crew::worker_pool::set_workers: workers must be at least 1 or crew::unlimited, got 0"
+            : "crew::task_group::set_limit: limit must be at least 1 or crew::unlimited, got 0");
   after_unlock todo;
   {
     std::lock_guard lock(mutex_);
