@@ -34,6 +34,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <semaphore>
 #include <string>
@@ -83,6 +84,31 @@ net::awaitable<void> group_run(std::size_t n, task_fn task) {
     co_await std::move(op);
   }
   co_await g.wait();
+}
+
+/// The same, trying first: try_spawn while a slot is free, async_spawn when not.
+net::awaitable<void> group_try_run(std::size_t n, task_fn task) {
+  auto ex = co_await net::this_coro::executor;
+  crew::task_group_options options{.limit = workers};
+  crew::task_group g{ex, options};
+  for (std::size_t i = 0; i < n; ++i) {
+    auto t = task();
+    if (g.try_spawn(std::move(t))) continue;
+    auto op = g.async_spawn(std::move(t), net::use_awaitable);
+    co_await std::move(op);
+  }
+  co_await g.wait();
+}
+
+/// The pool fed by async_submit alone.
+net::awaitable<void> pool_async_run(std::size_t n, task_fn task) {
+  auto ex = co_await net::this_coro::executor;
+  crew::worker_pool pool{ex, workers, capacity};
+  for (std::size_t i = 0; i < n; ++i) {
+    auto op = pool.async_submit(task(), net::use_awaitable);
+    co_await std::move(op);
+  }
+  co_await pool.shutdown();
 }
 
 /// The pool: try_submit while there is room, async_submit when the queue is full.
@@ -171,10 +197,12 @@ int main(int argc, char** argv) {
   std::size_t n = 100'000;
   int rounds = 11;
   unsigned threads = 1;
+  int only = -1;  // debugging: run one implementation, `rounds` times
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--n")) n = std::strtoull(argv[i + 1], nullptr, 10);
     if (!std::strcmp(argv[i], "--rounds")) rounds = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--threads")) threads = static_cast<unsigned>(std::atoi(argv[i + 1]));
+    if (!std::strcmp(argv[i], "--only")) only = std::atoi(argv[i + 1]);
   }
   if (n == 0 || rounds <= 0 || threads == 0) {
     std::fprintf(stderr, "usage: bench_worker_pool [--n N>0] [--rounds R>0] [--threads T>0]\n");
@@ -195,32 +223,55 @@ int main(int argc, char** argv) {
   };
   driver_fn const raw =
       threads > 1 ? &raw_run<crew_bench::two_threads> : &raw_run<crew_bench::one_thread>;
-  std::vector<impl> impls{{"raw", raw}, {"task_group", &group_run}, {"worker_pool", &pool_run}};
+  // Pairs fed the same way: [1] against [2] (an async op per item), [3] against [4]
+  // (try first, the async op only when full).
+  std::vector<impl> impls{{"raw", raw},
+                          {"task_group async_spawn", &group_run},
+                          {"worker_pool async_submit", &pool_async_run},
+                          {"task_group try_spawn", &group_try_run},
+                          {"worker_pool try_submit", &pool_run}};
+  std::size_t const count = impls.size();
   std::mt19937 shuffle(42);
-
-  std::printf("worker_pool: %zu workers, queue %zu; N = %zu, %u thread(s), %d rounds\n\n", workers,
-              capacity, n, threads, rounds);
-  std::printf(
-      "| task | raw ns/item | task_group ns/item | worker_pool ns/item | pool/group "
-      "[range] | pool/raw [range] |\n|---|---:|---:|---:|---:|---:|\n");
-  for (auto [label, task] : {std::pair{"no-op", &noop_task}}) {
-    std::vector<double> times[3], vs_group, vs_raw;
-    for (std::size_t k = 0; k < impls.size(); ++k) run_once(ctx, threads, impls[k].driver, n, task);
-    for (int r = 0; r < rounds; ++r) {
-      std::vector<std::size_t> order{0, 1, 2};
-      std::shuffle(order.begin(), order.end(), shuffle);
-      double t[3];
-      for (std::size_t k : order) t[k] = run_once(ctx, threads, impls[k].driver, n, task);
-      for (int k = 0; k < 3; ++k) times[k].push_back(t[k]);
-      vs_group.push_back(t[2] / t[1]);
-      vs_raw.push_back(t[2] / t[0]);
-    }
-    auto [g_lo, g_hi] = std::minmax_element(vs_group.begin(), vs_group.end());
-    auto [r_lo, r_hi] = std::minmax_element(vs_raw.begin(), vs_raw.end());
-    std::printf("| %s | %.0f | %.0f | %.0f | **%.2f** [%.2f–%.2f] | %.2f [%.2f–%.2f] |\n", label,
-                median(times[0]), median(times[1]), median(times[2]), median(vs_group), *g_lo,
-                *g_hi, median(vs_raw), *r_lo, *r_hi);
+  if (only >= 0 && static_cast<std::size_t>(only) < count) {
+    for (int r = 0; r < rounds; ++r)
+      std::printf("%s: %.0f ns/item\n", impls[only].name,
+                  run_once(ctx, threads, impls[only].driver, n, &noop_task));
+    work.reset();
+    for (auto& t : pool_threads) t.join();
+    return 0;
   }
+
+  std::printf(
+      "worker_pool: %zu workers, queue %zu; N = %zu, %u thread(s), %d rounds, no-op "
+      "tasks\n\n",
+      workers, capacity, n, threads, rounds);
+  std::vector<std::vector<double>> times(count);
+  std::vector<double> async_ratio, try_ratio;
+  for (std::size_t k = 0; k < count; ++k) run_once(ctx, threads, impls[k].driver, n, &noop_task);
+  for (int r = 0; r < rounds; ++r) {
+    std::vector<std::size_t> order(count);
+    for (std::size_t k = 0; k < count; ++k) order[k] = k;
+    std::shuffle(order.begin(), order.end(), shuffle);
+    std::vector<double> t(count);
+    for (std::size_t k : order) t[k] = run_once(ctx, threads, impls[k].driver, n, &noop_task);
+    for (std::size_t k = 0; k < count; ++k) times[k].push_back(t[k] / t[0]);
+    async_ratio.push_back(t[2] / t[1]);
+    try_ratio.push_back(t[4] / t[3]);
+  }
+  std::printf("| implementation | per item vs raw [range] |\n|---|---:|\n");
+  for (std::size_t k = 0; k < count; ++k) {
+    auto [lo, hi] = std::minmax_element(times[k].begin(), times[k].end());
+    std::printf("| %s | %.2f [%.2f–%.2f] |\n", impls[k].name, median(times[k]), *lo, *hi);
+  }
+  auto print_ratio = [](char const* label, std::vector<double> const& v) {
+    auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+    std::printf("| %s | **%.2f** [%.2f–%.2f] |\n", label, median(v), *lo, *hi);
+  };
+  std::printf(
+      "\n| pool against a task group with the same limit | pool/group [range] |\n"
+      "|---|---:|\n");
+  print_ratio("fed by the async op (async_submit / async_spawn)", async_ratio);
+  print_ratio("trying first (try_submit / try_spawn)", try_ratio);
   work.reset();
   for (auto& t : pool_threads) t.join();
 

@@ -260,6 +260,9 @@ group_core::admitted group_core::admit(task_node* n, admit_mode mode) {
       if (n->waiter_)
         todo.spawns.emplace_back(std::exchange(n->waiter_, nullptr), boost::system::error_code{});
       result = admitted::queued;
+      // A slot may have freed since the place was reserved, with nothing queued to take
+      // it: the task would wait for a retirement that never comes.
+      fill_slots_locked(todo);
     } else if (mode == admit_mode::submit) {
       pending_.push_back(n);
       ++pending_count_;

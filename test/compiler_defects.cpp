@@ -23,6 +23,7 @@
 #include <crew/supervisor.hpp>
 #include <crew/task_group.hpp>
 #include <crew/task_manager.hpp>
+#include <crew/worker_pool.hpp>
 
 #include "co_test.hpp"
 #include "test_util.hpp"
@@ -163,4 +164,17 @@ CO_TEST_CASE(retry_options_initiated_then_awaited) {
       options, net::use_awaitable);
   co_await std::move(op);
   BOOST_TEST(calls == 2);
+}
+
+CO_TEST_CASE(worker_pool_from_a_co_awaited_executor) {
+  crew::worker_pool pool{co_await net::this_coro::executor, 2, 4};
+  co_await pool.async_submit(job(), net::use_awaitable);
+  auto [e] = co_await pool.async_wait(net::as_tuple(net::use_awaitable));
+  BOOST_TEST(!e);
+  crew::worker_pool_options options{.name = std::string(64, 'p')};
+  crew::worker_pool named{co_await net::this_coro::executor, 1, 1, options};
+  auto op = named.async_submit(job(), crew::spawn_options{.name = std::string(64, 'j')},
+                               net::use_awaitable);
+  co_await std::move(op);
+  co_await named.shutdown();
 }

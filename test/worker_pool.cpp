@@ -696,6 +696,24 @@ CO_TEST_CASE_MT(producers_on_two_threads_with_back_pressure, 2) {
   BOOST_TEST(s.succeeded == 6000u);
 }
 
+// A place reserved by try_submit while the workers finish: the task must start even
+// when no other task is left to retire (found by bench_worker_pool on 2 threads).
+CO_TEST_CASE_MT(try_submit_races_with_workers_finishing, 2) {
+  auto ex = co_await net::this_coro::executor;
+  auto noop = []() -> net::awaitable<void> { co_return; };
+  for (int round = 0; round < 20; ++round) {
+    crew::worker_pool pool{ex, 4, 4};
+    for (int i = 0; i < 2000; ++i) {
+      auto t = noop();
+      if (pool.try_submit(std::move(t))) continue;
+      auto op = pool.async_submit(std::move(t), net::use_awaitable);
+      co_await std::move(op);
+    }
+    co_await pool.shutdown();
+    BOOST_TEST(pool.stats().succeeded == 2000u);
+  }
+}
+
 CO_TEST_CASE_MT(cancel_and_barriers_race_with_submissions, 2) {
   auto ex = co_await net::this_coro::executor;
   crew::worker_pool pool{ex, 2, 4};
