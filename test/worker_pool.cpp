@@ -720,11 +720,13 @@ CO_TEST_CASE_MT(cancel_and_barriers_race_with_submissions, 2) {
   tally t;
   std::atomic<bool> stop{false};
   std::atomic<int> refused{0};
+  std::atomic<bool> producer_done{false};
   auto producer = [&]() -> net::awaitable<void> {
     while (!stop) {
       auto [ec] = co_await pool.async_submit(t.job(2), net::as_tuple(net::use_awaitable));
       if (ec) refused.fetch_add(1);
     }
+    producer_done = true;
   };
   net::co_spawn(ex, producer(), net::detached);
   for (int round = 0; round < 50; ++round) {
@@ -735,6 +737,8 @@ CO_TEST_CASE_MT(cancel_and_barriers_race_with_submissions, 2) {
   }
   stop = true;
   co_await pool.shutdown();
+  // The pool must outlive the calls made on it from the other thread.
+  co_await yield_until([&] { return producer_done.load(); });
   auto const s = pool.stats();
   BOOST_TEST(s.submitted == s.succeeded + s.cancelled);
   BOOST_TEST(t.alive == 0);
