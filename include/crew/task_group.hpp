@@ -220,8 +220,8 @@ class basic_task_group : public detail::io_object<basic_task_group, Executor, ta
   }
 
  private:
-  class initiate_spawn;
-  class initiate_wait;
+  using initiate_spawn = detail::initiate_group_spawn<Executor>;
+  using initiate_wait = detail::initiate_group_wait<Executor>;
   using timeout_type = std::optional<std::chrono::steady_clock::duration>;
   static constexpr timeout_type no_timeout{};
 

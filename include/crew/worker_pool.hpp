@@ -230,8 +230,8 @@ class basic_worker_pool : public detail::io_object<basic_worker_pool, Executor, 
   }
 
  private:
-  class initiate_submit;
-  class initiate_wait;
+  using initiate_submit = detail::initiate_group_spawn<Executor>;
+  using initiate_wait = detail::initiate_group_wait<Executor>;
 
   detail::group_core& state() const;
 

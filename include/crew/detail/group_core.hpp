@@ -36,6 +36,10 @@ namespace crew::detail {
 
 class group_core;
 class wait_op;
+template <class Executor>
+class initiate_group_spawn;  // impl/task_group.hpp
+template <class Executor>
+class initiate_group_wait;
 
 /// The waiting side of an async_spawn, told once whether its task got a slot.
 class spawn_waiter {

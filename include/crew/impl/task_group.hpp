@@ -66,26 +66,29 @@ class spawn_op final : public spawn_waiter {
 
 // ---------------------------------------------------------------- initiations
 
-/// The initiation of async_spawn, as Asio's own initiations are: a named class with the
-/// I/O executor.
+namespace detail {
+
+/// The initiation of a group core's spawn that completes once the task got in: a task
+/// group's async_spawn, a worker pool's async_submit. A named class with the I/O
+/// executor, as Asio's own initiations are.
 template <class Executor>
-class basic_task_group<Executor>::initiate_spawn {
+class initiate_group_spawn {
  public:
   using executor_type = Executor;
 
-  initiate_spawn(basic_task_group const& g, source_location site)
-      : ex_(g.get_executor()), core_(&g.state()), site_(site) {}
+  initiate_group_spawn(Executor const& ex, group_core& core, source_location site,
+                       group_core::admit_mode mode)
+      : ex_(ex), core_(&core), site_(site), mode_(mode) {}
 
   executor_type get_executor() const noexcept { return ex_; }
 
   template <class Handler>
-  void operator()(Handler&& handler, detail::task_body body, spawn_options options) const {
+  void operator()(Handler&& handler, task_body body, spawn_options options) const {
     using handler_type = std::decay_t<Handler>;
-    using op_type = detail::spawn_op<handler_type, Executor>;
+    using op_type = spawn_op<handler_type, Executor>;
     auto* op = op_type::create(handler_type(std::forward<Handler>(handler)), ex_);
     try {
-      core_->spawn(std::move(body), std::move(options), site_,
-                   detail::group_core::admit_mode::async_spawn, op);
+      core_->spawn(std::move(body), std::move(options), site_, mode_, op);
     } catch (...) {
       op->destroy();
       throw;
@@ -94,30 +97,40 @@ class basic_task_group<Executor>::initiate_spawn {
 
  private:
   executor_type ex_;
-  detail::group_core* core_;
+  group_core* core_;
   source_location site_;
+  group_core::admit_mode mode_;
 };
 
-/// The initiation of async_wait and async_wait_for.
+/// The initiation of a group core's wait: until idle (a task group's async_wait and
+/// async_wait_for), a barrier (a pool's async_wait), or close then until idle (a pool's
+/// async_shutdown).
 template <class Executor>
-class basic_task_group<Executor>::initiate_wait {
+class initiate_group_wait {
  public:
   using executor_type = Executor;
+  enum class kind { idle, barrier, close_then_idle };
 
-  explicit initiate_wait(basic_task_group const& g) : ex_(g.get_executor()), core_(&g.state()) {}
+  initiate_group_wait(Executor const& ex, group_core& core, kind k)
+      : ex_(ex), core_(&core), kind_(k) {}
 
   executor_type get_executor() const noexcept { return ex_; }
 
   template <class Handler>
   void operator()(Handler&& handler,
                   std::optional<std::chrono::steady_clock::duration> timeout) const {
-    core_->async_wait(detail::wait_handler(std::forward<Handler>(handler)), timeout);
+    if (kind_ == kind::close_then_idle) core_->close();
+    core_->async_wait(wait_handler(std::forward<Handler>(handler)), timeout,
+                      kind_ == kind::barrier);
   }
 
  private:
   executor_type ex_;
-  detail::group_core* core_;
+  group_core* core_;
+  kind kind_;
 };
+
+}  // namespace detail
 
 // ---------------------------------------------------------------- basic_task_group
 
@@ -197,7 +210,7 @@ template <class Task,
 auto basic_task_group<Executor>::async_spawn(Task&& task, spawn_options options,
                                              CompletionToken&& token, source_location site) {
   return net::async_initiate<CompletionToken, void(boost::system::error_code)>(
-      initiate_spawn(*this, site), token,
+      initiate_spawn(this->ex_, state(), site, detail::group_core::admit_mode::async_spawn), token,
       detail::make_task_body(std::forward<Task>(task), "crew::task_group::async_spawn"),
       std::move(options));
 }
@@ -205,16 +218,16 @@ auto basic_task_group<Executor>::async_spawn(Task&& task, spawn_options options,
 template <class Executor>
 template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(std::exception_ptr)) CompletionToken>
 auto basic_task_group<Executor>::async_wait(CompletionToken&& token) {
-  return net::async_initiate<CompletionToken, void(std::exception_ptr)>(initiate_wait(*this), token,
-                                                                        no_timeout);
+  return net::async_initiate<CompletionToken, void(std::exception_ptr)>(
+      initiate_wait(this->ex_, state(), initiate_wait::kind::idle), token, no_timeout);
 }
 
 template <class Executor>
 template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(std::exception_ptr)) CompletionToken>
 auto basic_task_group<Executor>::async_wait_for(std::chrono::steady_clock::duration timeout,
                                                 CompletionToken&& token) {
-  return net::async_initiate<CompletionToken, void(std::exception_ptr)>(initiate_wait(*this), token,
-                                                                        timeout_type(timeout));
+  return net::async_initiate<CompletionToken, void(std::exception_ptr)>(
+      initiate_wait(this->ex_, state(), initiate_wait::kind::idle), token, timeout_type(timeout));
 }
 
 }  // namespace crew

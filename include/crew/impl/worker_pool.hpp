@@ -15,63 +15,6 @@
 
 namespace crew {
 
-// ---------------------------------------------------------------- initiations
-
-/// The initiation of async_submit: a named class with the I/O executor, as Asio's.
-template <class Executor>
-class basic_worker_pool<Executor>::initiate_submit {
- public:
-  using executor_type = Executor;
-
-  initiate_submit(basic_worker_pool const& p, source_location site)
-      : ex_(p.get_executor()), core_(&p.state()), site_(site) {}
-
-  executor_type get_executor() const noexcept { return ex_; }
-
-  template <class Handler>
-  void operator()(Handler&& handler, detail::task_body body, spawn_options options) const {
-    using handler_type = std::decay_t<Handler>;
-    using op_type = detail::spawn_op<handler_type, Executor>;
-    auto* op = op_type::create(handler_type(std::forward<Handler>(handler)), ex_);
-    try {
-      core_->spawn(std::move(body), std::move(options), site_,
-                   detail::group_core::admit_mode::submit, op);
-    } catch (...) {
-      op->destroy();
-      throw;
-    }
-  }
-
- private:
-  executor_type ex_;
-  detail::group_core* core_;
-  source_location site_;
-};
-
-/// The initiation of async_wait (a barrier) and async_shutdown (close, then idle).
-template <class Executor>
-class basic_worker_pool<Executor>::initiate_wait {
- public:
-  using executor_type = Executor;
-
-  initiate_wait(basic_worker_pool const& p, bool shutdown)
-      : ex_(p.get_executor()), core_(&p.state()), shutdown_(shutdown) {}
-
-  executor_type get_executor() const noexcept { return ex_; }
-
-  template <class Handler>
-  void operator()(Handler&& handler) const {
-    if (shutdown_) core_->close();
-    core_->async_wait(detail::wait_handler(std::forward<Handler>(handler)), std::nullopt,
-                      /*barrier=*/!shutdown_);
-  }
-
- private:
-  executor_type ex_;
-  detail::group_core* core_;
-  bool shutdown_;
-};
-
 // ---------------------------------------------------------------- basic_worker_pool
 
 template <class Executor>
@@ -122,7 +65,7 @@ template <class Task,
 auto basic_worker_pool<Executor>::async_submit(Task&& task, spawn_options options,
                                                CompletionToken&& token, source_location site) {
   return net::async_initiate<CompletionToken, void(boost::system::error_code)>(
-      initiate_submit(*this, site), token,
+      initiate_submit(this->ex_, state(), site, detail::group_core::admit_mode::submit), token,
       detail::make_task_body(std::forward<Task>(task), "crew::worker_pool::async_submit"),
       std::move(options));
 }
@@ -163,15 +106,15 @@ bool basic_worker_pool<Executor>::try_submit(Task&& task, spawn_options options,
 template <class Executor>
 template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(std::exception_ptr)) CompletionToken>
 auto basic_worker_pool<Executor>::async_wait(CompletionToken&& token) {
-  return net::async_initiate<CompletionToken, void(std::exception_ptr)>(initiate_wait(*this, false),
-                                                                        token);
+  return net::async_initiate<CompletionToken, void(std::exception_ptr)>(
+      initiate_wait(this->ex_, state(), initiate_wait::kind::barrier), token, std::nullopt);
 }
 
 template <class Executor>
 template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(std::exception_ptr)) CompletionToken>
 auto basic_worker_pool<Executor>::async_shutdown(CompletionToken&& token) {
-  return net::async_initiate<CompletionToken, void(std::exception_ptr)>(initiate_wait(*this, true),
-                                                                        token);
+  return net::async_initiate<CompletionToken, void(std::exception_ptr)>(
+      initiate_wait(this->ex_, state(), initiate_wait::kind::close_then_idle), token, std::nullopt);
 }
 
 }  // namespace crew
