@@ -18,6 +18,7 @@
 //
 #define BOOST_TEST_MODULE compiler_defects
 #include <crew/loop.hpp>
+#include <crew/pipeline.hpp>
 #include <crew/retry.hpp>
 #include <crew/run_group.hpp>
 #include <crew/supervisor.hpp>
@@ -177,4 +178,23 @@ CO_TEST_CASE(worker_pool_from_a_co_awaited_executor) {
                                net::use_awaitable);
   co_await std::move(op);
   co_await named.shutdown();
+}
+
+CO_TEST_CASE(pipeline_from_a_co_awaited_executor) {
+  crew::pipeline<int> p{co_await net::this_coro::executor};
+  auto doubled = std::move(p).stage(std::string(64, 'd'), 2, [](int x) { return 2 * x; });
+  std::vector<int> out;
+  std::vector<int> const in{1, 2, 3};
+  // g++ 12 rejects `auto [e, r] = co_await p.async_run(std::vector<int>{...}, ...)`
+  // ("array used as initializer"): the range is named first.
+  auto [e, r] = co_await doubled.async_run(
+      in, [&](int x) { out.push_back(x); }, net::as_tuple(net::use_awaitable));
+  BOOST_TEST(!e);
+  BOOST_TEST(r.items_out == 3u);
+  crew::pipeline_options options{.name = std::string(64, 'p')};
+  crew::pipeline<int> named{co_await net::this_coro::executor, options};
+  auto op = named.async_run(
+      std::vector<int>{4}, [&](int x) { out.push_back(x); }, net::use_awaitable);
+  co_await std::move(op);
+  BOOST_TEST(out == (std::vector<int>{2, 4, 6, 4}), boost::test_tools::per_element());
 }
