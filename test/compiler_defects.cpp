@@ -17,6 +17,7 @@
 //   co_await g.async_spawn([s]() -> net::awaitable<void> { ... }, net::use_awaitable);
 //
 #define BOOST_TEST_MODULE compiler_defects
+#include <crew/gather.hpp>
 #include <crew/loop.hpp>
 #include <crew/pipeline.hpp>
 #include <crew/retry.hpp>
@@ -197,4 +198,18 @@ CO_TEST_CASE(pipeline_from_a_co_awaited_executor) {
       std::vector<int>{4}, [&](int x) { out.push_back(x); }, net::use_awaitable);
   co_await std::move(op);
   BOOST_TEST(out == (std::vector<int>{2, 4, 6, 4}), boost::test_tools::per_element());
+}
+
+CO_TEST_CASE(gather_options_built_first_then_initiated_and_awaited) {
+  auto ex = co_await net::this_coro::executor;
+  auto twice = [](int x) -> net::awaitable<int> {
+    co_await yield_once();
+    co_return 2 * x;
+  };
+  std::vector<net::awaitable<int>> items;
+  for (int i = 0; i < 4; ++i) items.push_back(twice(i));
+  crew::gather_options options{.limit = 2, .name = std::string(64, 'g')};
+  auto op = crew::async_gather(ex, std::move(items), options, net::use_awaitable);
+  std::vector<int> out = co_await std::move(op);
+  BOOST_TEST(out == (std::vector<int>{0, 2, 4, 6}), boost::test_tools::per_element());
 }
