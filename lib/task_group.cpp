@@ -449,19 +449,19 @@ void group_core::drain(bool lost) noexcept {
       report_failure(owner_kind(), owner_name(), "lost a failure: its on_failure handler never ran",
                      call->failure);
     }
-    handler_done(call->failure, std::move(handler_error));
+    handler_done(call->failure, std::move(handler_error), /*drained=*/true);
   }
 }
 
-void group_core::handler_done(task_failure const& failure,
-                              std::exception_ptr handler_error) noexcept {
+void group_core::handler_done(task_failure const& failure, std::exception_ptr handler_error,
+                              bool drained) noexcept {
   after_unlock todo;
   try {
     std::optional<task_failure> f;
     if (handler_error) f = make_failure(failure, std::move(handler_error), task_stage::handler);
     std::lock_guard lock(mutex_);
     --pending_handlers_;
-    handler_index_ = no_index;
+    if (drained) handler_index_ = no_index;  // a dropped failure is not the one drain() runs
     if (f) record_failure_locked(std::move(*f), nullptr, todo);  // no handler for a handler
     finish_waits_locked(todo);
   } catch (...) {
@@ -597,7 +597,7 @@ void group_core::run(after_unlock& todo) noexcept {
   for (auto& f : todo.dropped) {
     report_failure(todo.self->owner_kind(), todo.self->owner_name(),
                    "dropped a failure past its keep_failures bound", f);
-    todo.self->handler_done(f, nullptr);
+    todo.self->handler_done(f, nullptr, /*drained=*/false);
   }
   for (auto& n : todo.to_cancel) n->request_cancel(todo.cancel_type);
   todo.to_cancel.clear();

@@ -209,7 +209,8 @@ class group_core final : public task_owner, public std::enable_shared_from_this<
   /// Does what a locked section decided, after the unlock. Static: `this` may be gone.
   static void run(after_unlock& todo) noexcept;
   void drain(bool lost) noexcept;
-  void handler_done(task_failure const& failure, std::exception_ptr handler_error) noexcept;
+  void handler_done(task_failure const& failure, std::exception_ptr handler_error,
+                    bool drained) noexcept;
   void wait_timed_out(wait_op* op) noexcept;
   std::uint64_t next_key() noexcept;
 
