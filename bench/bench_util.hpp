@@ -11,6 +11,10 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
 #include <atomic>
@@ -18,7 +22,10 @@
 #include <exception>
 #include <mutex>
 #include <optional>
+#include <semaphore>
+#include <thread>
 #include <utility>
+#include <vector>
 
 namespace crew_bench {
 
@@ -174,6 +181,51 @@ class semaphore {
   net::any_io_executor ex_;
   typename Sync::mutex mutex_;
   std::optional<pending_handler> waiter_;
+};
+
+// ---------------------------------------------------------------- harness
+
+/// An io_context run by the benchmark thread (1 thread) or by helper threads that
+/// live as long as the benchmark (more threads).
+class runner {
+ public:
+  explicit runner(unsigned threads) : ctx_(static_cast<int>(threads)) {
+    if (threads > 1) {
+      work_.emplace(ctx_.get_executor());
+      for (unsigned i = 0; i < threads; ++i) pool_.emplace_back([this] { ctx_.run(); });
+    }
+  }
+
+  runner(runner const&) = delete;
+  runner& operator=(runner const&) = delete;
+
+  ~runner() {
+    work_.reset();
+    for (auto& t : pool_) t.join();
+  }
+
+  /// Runs one driver coroutine to its end; rethrows what escaped it.
+  void run(net::awaitable<void> driver) {
+    std::exception_ptr error;
+    if (pool_.empty()) {
+      ctx_.restart();
+      net::co_spawn(ctx_, std::move(driver), [&error](std::exception_ptr e) { error = e; });
+      ctx_.run();
+    } else {
+      std::binary_semaphore done{0};
+      net::co_spawn(ctx_, std::move(driver), [&error, &done](std::exception_ptr e) {
+        error = e;
+        done.release();
+      });
+      done.acquire();
+    }
+    if (error) std::rethrow_exception(error);
+  }
+
+ private:
+  net::io_context ctx_;
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
+  std::vector<std::thread> pool_;
 };
 
 }  // namespace crew_bench

@@ -19,6 +19,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include "bench_util.hpp"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -41,6 +43,8 @@
 namespace net = boost::asio;
 
 namespace {
+
+using crew_bench::runner;
 
 constexpr std::size_t limit = 64;
 
@@ -121,49 +125,6 @@ net::awaitable<void> gather(std::size_t n, item_fn item) {
 }
 
 // ---------------------------------------------------------------- harness
-
-/// An io_context run by the benchmark thread (1 thread) or by helper threads that
-/// live as long as the benchmark (more threads).
-class runner {
- public:
-  explicit runner(unsigned threads) : ctx_(static_cast<int>(threads)) {
-    if (threads > 1) {
-      work_.emplace(ctx_.get_executor());
-      for (unsigned i = 0; i < threads; ++i) pool_.emplace_back([this] { ctx_.run(); });
-    }
-  }
-
-  runner(runner const&) = delete;
-  runner& operator=(runner const&) = delete;
-
-  ~runner() {
-    work_.reset();
-    for (auto& t : pool_) t.join();
-  }
-
-  /// Runs one driver coroutine to its end; rethrows what escaped it.
-  void run(net::awaitable<void> driver) {
-    std::exception_ptr error;
-    if (pool_.empty()) {
-      ctx_.restart();
-      net::co_spawn(ctx_, std::move(driver), [&error](std::exception_ptr e) { error = e; });
-      ctx_.run();
-    } else {
-      std::binary_semaphore done{0};
-      net::co_spawn(ctx_, std::move(driver), [&error, &done](std::exception_ptr e) {
-        error = e;
-        done.release();
-      });
-      done.acquire();
-    }
-    if (error) std::rethrow_exception(error);
-  }
-
- private:
-  net::io_context ctx_;
-  std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
-  std::vector<std::thread> pool_;
-};
 
 using driver_fn = net::awaitable<void> (*)(std::size_t, item_fn);
 

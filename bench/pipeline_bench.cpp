@@ -46,6 +46,8 @@ namespace net = boost::asio;
 
 namespace {
 
+using crew_bench::runner;
+
 constexpr std::size_t capacity = 16;
 
 /// The stage both sides run.
@@ -166,48 +168,6 @@ net::awaitable<void> crew_pipeline(long n, int stages, bool ordered) {
 }
 
 // ---------------------------------------------------------------- harness
-
-/// An io_context run by the benchmark thread (1 thread) or by helper threads that
-/// live as long as the benchmark (more threads).
-class runner {
- public:
-  explicit runner(unsigned threads) : ctx_(static_cast<int>(threads)) {
-    if (threads > 1) {
-      work_.emplace(ctx_.get_executor());
-      for (unsigned i = 0; i < threads; ++i) pool_.emplace_back([this] { ctx_.run(); });
-    }
-  }
-
-  runner(runner const&) = delete;
-  runner& operator=(runner const&) = delete;
-
-  ~runner() {
-    work_.reset();
-    for (auto& t : pool_) t.join();
-  }
-
-  void run(net::awaitable<void> driver) {
-    std::exception_ptr error;
-    if (pool_.empty()) {
-      ctx_.restart();
-      net::co_spawn(ctx_, std::move(driver), [&error](std::exception_ptr e) { error = e; });
-      ctx_.run();
-    } else {
-      std::binary_semaphore done{0};
-      net::co_spawn(ctx_, std::move(driver), [&error, &done](std::exception_ptr e) {
-        error = e;
-        done.release();
-      });
-      done.acquire();
-    }
-    if (error) std::rethrow_exception(error);
-  }
-
- private:
-  net::io_context ctx_;
-  std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
-  std::vector<std::thread> pool_;
-};
 
 enum class impl { raw, crew_ordered, crew_unordered };
 
