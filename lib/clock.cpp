@@ -29,6 +29,7 @@ namespace {
 class steady_clock_impl final : public clock {
  public:
   time_point now() const override { return std::chrono::steady_clock::now(); }
+  system_time_point system_now() const override { return std::chrono::system_clock::now(); }
 
  protected:
   void do_async_wait(net::any_io_executor const& ex, time_point deadline,
@@ -64,6 +65,8 @@ struct manual_clock::state : std::enable_shared_from_this<state> {
 
   mutable std::mutex mutex;
   time_point now;
+  time_point start;
+  system_time_point system_start;
   std::uint64_t next_seq = 0;
   std::vector<waiter_ptr> waiters;  // unordered; few at a time
 
@@ -95,8 +98,12 @@ struct manual_clock::state : std::enable_shared_from_this<state> {
   }
 };
 
-manual_clock::manual_clock(time_point start) : state_(std::make_shared<state>()) {
-  state_->now = start;
+manual_clock::manual_clock(time_point start) : manual_clock(start, system_time_point{}) {}
+
+manual_clock::manual_clock(time_point start, system_time_point system_start)
+    : state_(std::make_shared<state>()) {
+  state_->now = state_->start = start;
+  state_->system_start = system_start;
 }
 
 manual_clock::~manual_clock() {
@@ -112,6 +119,16 @@ manual_clock::~manual_clock() {
 clock::time_point manual_clock::now() const {
   std::lock_guard lock(state_->mutex);
   return state_->now;
+}
+
+clock::system_time_point manual_clock::system_now() const {
+  std::lock_guard lock(state_->mutex);
+  // Saturates as the steady time does: a clock advanced to time_point::max() reads
+  // the latest wall time there is.
+  auto const moved =
+      std::chrono::duration_cast<system_time_point::duration>(state_->now - state_->start);
+  if (moved > system_time_point::max() - state_->system_start) return system_time_point::max();
+  return state_->system_start + moved;
 }
 
 void manual_clock::advance(duration d) {

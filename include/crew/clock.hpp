@@ -30,6 +30,7 @@ class clock {
  public:
   using duration = std::chrono::steady_clock::duration;
   using time_point = std::chrono::steady_clock::time_point;
+  using system_time_point = std::chrono::system_clock::time_point;
 
   virtual ~clock() = default;
 
@@ -37,6 +38,13 @@ class clock {
   static clock& steady() noexcept;
 
   virtual time_point now() const = 0;
+
+  /** The wall-clock time now, which calendar schedules (`crew::cron_expression`) are
+      computed in; waits still run on `now()`. The steady clock answers
+      `std::chrono::system_clock::now()`; a manual clock answers the wall time it was
+      started at, moved as far as its steady time has moved.
+  */
+  virtual system_time_point system_now() const = 0;
 
   /** Waits until `deadline`.
 
@@ -93,13 +101,18 @@ class clock {
 */
 class manual_clock final : public clock {
  public:
-  /// Starts at `start`; the default is an arbitrary fixed point, not the real time.
+  /// Starts at `start`; the default is an arbitrary fixed point, not the real time. Its
+  /// wall time starts at the Unix epoch.
   explicit manual_clock(time_point start = time_point(std::chrono::hours(1)));
+  /// Starts at `start`, with the wall time `system_start`: a test of a calendar
+  /// schedule starts on the date it needs.
+  manual_clock(time_point start, system_time_point system_start);
   manual_clock(manual_clock const&) = delete;
   manual_clock& operator=(manual_clock const&) = delete;
   ~manual_clock() override;
 
   time_point now() const override;
+  system_time_point system_now() const override;
 
   /// Moves the clock forward by `d`, stopping at `time_point::max()`, and completes
   /// every wait now due. @throws std::invalid_argument if `d` is negative.
