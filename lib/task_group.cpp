@@ -677,6 +677,15 @@ std::vector<task_failure> group_core::failures() const {
   return failures_.kept();
 }
 
+void group_core::forget_failures() noexcept {
+  std::lock_guard lock(mutex_);
+  try {
+    (void)failures_.take_errors();
+  } catch (...) {
+    // Without memory to take them, they are reported at the end after all.
+  }
+}
+
 void group_core::async_wait(wait_handler handler,
                             std::optional<std::chrono::steady_clock::duration> timeout,
                             bool barrier) {

@@ -221,3 +221,20 @@ BOOST_AUTO_TEST_CASE(a_negative_advance_is_refused_with_the_value_as_a_person_re
         return std::string(e.what()) == "crew::manual_clock::advance: d is negative (-1.5 s)";
       });
 }
+
+BOOST_AUTO_TEST_CASE(manual_clock_wall_time_moves_with_its_steady_time) {
+  using sys = std::chrono::system_clock;
+  auto const start = sys::time_point(std::chrono::seconds(1767225600));  // 2026-01-01
+  crew::manual_clock clk(crew::clock::time_point(std::chrono::hours(1)), start);
+  BOOST_TEST((clk.system_now() == start));
+  clk.advance(std::chrono::hours(24 * 31));
+  BOOST_TEST((clk.system_now() == start + std::chrono::hours(24 * 31)));
+  clk.advance(crew::clock::duration::max());  // saturates, as the steady time does
+  BOOST_TEST((clk.system_now() == sys::time_point::max()));
+  crew::manual_clock epoch;
+  BOOST_TEST((epoch.system_now() == sys::time_point{}));
+  // The steady clock's wall time is the system clock's.
+  auto const before = sys::now();
+  auto const now = crew::clock::steady().system_now();
+  BOOST_TEST((now >= before && now <= sys::now()));
+}

@@ -22,6 +22,7 @@
 #include <crew/pipeline.hpp>
 #include <crew/retry.hpp>
 #include <crew/run_group.hpp>
+#include <crew/scheduler.hpp>
 #include <crew/supervisor.hpp>
 #include <crew/task_group.hpp>
 #include <crew/task_manager.hpp>
@@ -32,6 +33,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 
+#include <chrono>
 #include <string>
 
 namespace net = boost::asio;
@@ -212,4 +214,17 @@ CO_TEST_CASE(gather_options_built_first_then_initiated_and_awaited) {
   auto op = crew::async_gather(ex, std::move(items), options, net::use_awaitable);
   std::vector<int> out = co_await std::move(op);
   BOOST_TEST(out == (std::vector<int>{0, 2, 4, 6}), boost::test_tools::per_element());
+}
+
+CO_TEST_CASE(scheduler_from_a_co_awaited_executor) {
+  // The constructor without options (options hold strings), entries with string names
+  // next to a co_await, and a stop initiated then awaited.
+  crew::scheduler plain{co_await net::this_coro::executor};
+  plain.once(std::string(64, 'o'), std::chrono::seconds(0), [] { return job(); });
+  crew::scheduler_options options{.name = std::string(64, 's')};
+  crew::scheduler named{co_await net::this_coro::executor, options};
+  named.every(std::string(64, 'e'), std::chrono::hours(1), [] { return job(); });
+  auto op = named.async_stop(net::use_awaitable);
+  co_await std::move(op);
+  co_await plain.stop();
 }

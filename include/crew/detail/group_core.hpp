@@ -162,6 +162,9 @@ class group_core final : public task_owner, public std::enable_shared_from_this<
   std::size_t limit() const noexcept;
   std::size_t size() const noexcept;
   std::vector<task_failure> failures() const;
+  /// Forgets the failures kept so far: an owner that handed each one to a handler as it
+  /// happened (a scheduler) and is going away does not report them again.
+  void forget_failures() noexcept;
 
   /** Completes `handler` once the group is idle: at once if it already is, else when its
       last task ended. With `timeout`, after that long (crew::error::timed_out) if the
