@@ -6,8 +6,10 @@
 #define CREW_CREW_HPP
 
 #include <crew/backoff.hpp>
+#include <crew/circuit_breaker.hpp>
 #include <crew/clock.hpp>
 #include <crew/config.hpp>
+#include <crew/cron.hpp>
 #include <crew/error.hpp>
 #include <crew/gather.hpp>
 #include <crew/loop.hpp>
@@ -15,6 +17,7 @@
 #include <crew/retry.hpp>
 #include <crew/run_group.hpp>
 #include <crew/runtime.hpp>
+#include <crew/scheduler.hpp>
 #include <crew/source_location.hpp>
 #include <crew/supervisor.hpp>
 #include <crew/task_group.hpp>
