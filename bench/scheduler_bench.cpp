@@ -64,7 +64,7 @@ void scheduler_fanout(benchmark::State& state) {
   state.counters["per_run"] =
       benchmark::Counter(static_cast<double>(state.iterations() * n),
                          benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
-  s.async_stop([](std::exception_ptr) {});
+  s.async_stop([](boost::system::error_code) {});
   io.run();
 }
 
