@@ -8,6 +8,7 @@
 // task of the same group. The job's body is wrapped so that its entry hears how it
 // ended.
 //
+#include <crew/detail/exception_cast.hpp>
 #include <crew/detail/failure.hpp>
 #include <crew/detail/group_core.hpp>
 #include <crew/detail/restart.hpp>
@@ -106,16 +107,6 @@ std::string describe(std::exception_ptr const& e) {
     return x.what();
   } catch (...) {
     return "an exception of unknown type";
-  }
-}
-
-bool is_aborted(std::exception_ptr const& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (boost::system::system_error const& x) {
-    return x.code() == net::error::operation_aborted;
-  } catch (...) {
-    return false;
   }
 }
 
@@ -453,7 +444,8 @@ net::awaitable<void> scheduler_core::run_job(std::shared_ptr<schedule_entry> e) 
     g.error = std::current_exception();
   }
   auto const cs = co_await net::this_coro::cancellation_state;
-  g.cancelled = g.error && cs.cancelled() != net::cancellation_type::none && is_aborted(g.error);
+  g.cancelled =
+      g.error && cs.cancelled() != net::cancellation_type::none && is_operation_aborted(g.error);
   if (g.error) std::rethrow_exception(g.error);
 }
 
