@@ -10,6 +10,10 @@
 #include <crew/detail/task_shape.hpp>
 
 #include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/cancellation_state.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <optional>
 #include <stdexcept>
@@ -82,6 +86,25 @@ class initiate_group_spawn {
 
   executor_type get_executor() const noexcept { return ex_; }
 
+  /// Admits the task now if a slot (or, for a pool's submit, a place in the queue) is
+  /// free. False if not, and `body` is left as it was.
+  bool try_now(task_body& body, spawn_options& options) const {
+    auto const r = mode_ == group_core::admit_mode::submit
+                       ? core_->try_reserve_submit()
+                       : (core_->try_reserve() ? group_core::reservation::slot
+                                               : group_core::reservation::none);
+    if (r == group_core::reservation::none) return false;
+    try {
+      core_->spawn(std::move(body), std::move(options), site_,
+                   r == group_core::reservation::slot ? group_core::admit_mode::reserved
+                                                      : group_core::admit_mode::reserved_queue);
+    } catch (...) {
+      core_->release_reservation(r);
+      throw;
+    }
+    return true;
+  }
+
   template <class Handler>
   void operator()(Handler&& handler, task_body body, spawn_options options) const {
     using handler_type = std::decay_t<Handler>;
@@ -101,6 +124,45 @@ class initiate_group_spawn {
   source_location site_;
   group_core::admit_mode mode_;
 };
+
+template <class Token>
+struct plain_use_awaitable : std::false_type {};
+template <class E>
+struct plain_use_awaitable<net::use_awaitable_t<E>> : std::true_type {
+  using executor_type = E;
+};
+
+/// A group spawn awaited with use_awaitable: a task that gets a slot at once is admitted
+/// without suspending the caller (no post, no scheduler round trip); otherwise it waits
+/// as the initiation does. As with any awaited operation, a caller already cancelled
+/// gets operation_aborted first.
+template <class AwaitableExecutor, class Executor>
+net::awaitable<void, AwaitableExecutor> spawn_now_or_wait(initiate_group_spawn<Executor> init,
+                                                          task_body body, spawn_options options) {
+  if (co_await net::this_coro::throw_if_cancelled()) {
+    net::cancellation_state const state = co_await net::this_coro::cancellation_state;
+    if (state.cancelled() != net::cancellation_type::none)
+      throw boost::system::system_error(net::error::operation_aborted);
+  }
+  if (init.try_now(body, options)) co_return;
+  net::use_awaitable_t<AwaitableExecutor> token;
+  auto op = net::async_initiate<decltype(token), void(boost::system::error_code)>(
+      std::move(init), token, std::move(body), std::move(options));
+  co_await std::move(op);
+}
+
+/// A group spawn that completes once the task got in (async_spawn, async_submit).
+template <class Executor, class Token>
+auto async_group_spawn(initiate_group_spawn<Executor> init, Token&& token, task_body body,
+                       spawn_options options) {
+  using token_type = std::decay_t<Token>;
+  if constexpr (plain_use_awaitable<token_type>::value)
+    return spawn_now_or_wait<typename plain_use_awaitable<token_type>::executor_type>(
+        std::move(init), std::move(body), std::move(options));
+  else
+    return net::async_initiate<Token, void(boost::system::error_code)>(
+        std::move(init), token, std::move(body), std::move(options));
+}
 
 /// The initiation of a group core's wait: until idle (a task group's async_wait and
 /// async_wait_for), a barrier (a pool's async_wait), or close then until idle (a pool's
@@ -209,8 +271,9 @@ template <class Task,
           BOOST_ASIO_COMPLETION_TOKEN_FOR(void(boost::system::error_code)) CompletionToken>
 auto basic_task_group<Executor>::async_spawn(Task&& task, spawn_options options,
                                              CompletionToken&& token, source_location site) {
-  return net::async_initiate<CompletionToken, void(boost::system::error_code)>(
-      initiate_spawn(this->ex_, state(), site, detail::group_core::admit_mode::async_spawn), token,
+  return detail::async_group_spawn(
+      initiate_spawn(this->ex_, state(), site, detail::group_core::admit_mode::async_spawn),
+      std::forward<CompletionToken>(token),
       detail::make_task_body(std::forward<Task>(task), "crew::task_group::async_spawn"),
       std::move(options));
 }

@@ -64,8 +64,9 @@ template <class Task,
           BOOST_ASIO_COMPLETION_TOKEN_FOR(void(boost::system::error_code)) CompletionToken>
 auto basic_worker_pool<Executor>::async_submit(Task&& task, spawn_options options,
                                                CompletionToken&& token, source_location site) {
-  return net::async_initiate<CompletionToken, void(boost::system::error_code)>(
-      initiate_submit(this->ex_, state(), site, detail::group_core::admit_mode::submit), token,
+  return detail::async_group_spawn(
+      initiate_submit(this->ex_, state(), site, detail::group_core::admit_mode::submit),
+      std::forward<CompletionToken>(token),
       detail::make_task_body(std::forward<Task>(task), "crew::worker_pool::async_submit"),
       std::move(options));
 }
