@@ -11,6 +11,7 @@
 #include <crew/detail/failure.hpp>
 #include <crew/detail/seam.hpp>
 #include <crew/detail/task.hpp>
+#include <crew/detail/task_memory.hpp>
 #include <crew/runtime.hpp>
 
 #include <boost/system/system_error.hpp>
@@ -505,6 +506,18 @@ void seam_ended(task_node* n, std::exception_ptr const& e, task_end how) noexcep
 }  // namespace detail
 
 // ---------------------------------------------------------------- runtime
+
+void runtime::set_task_memory_limit(std::size_t bytes) noexcept {
+  detail::set_task_memory_limit(bytes);
+}
+
+std::size_t runtime::task_memory_limit() const noexcept {
+  return detail::get_task_memory_stats().limit_bytes;
+}
+
+std::size_t runtime::task_memory_cached() const noexcept {
+  return detail::get_task_memory_stats().cached_bytes;
+}
 
 char const* to_string(task_state s) noexcept {
   switch (s) {

@@ -8,12 +8,14 @@
 // its steps in a section. There is no co_spawn: no initial dispatch, no final post, no
 // re-entrant completion, no lost cancellation exception (DESIGN §2).
 //
+#include <crew/detail/io_pool.hpp>
 #include <crew/detail/seam.hpp>
 #include <crew/detail/task.hpp>
 #include <crew/detail/task_executor.hpp>
+#include <crew/detail/task_memory.hpp>
+#include <crew/io_pool.hpp>
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/recycling_allocator.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 
@@ -63,7 +65,7 @@ void task_node::emit_taken_type() noexcept {
   // An emission of `none` would clear the coroutine's cancelled state.
   if (type == boost::asio::cancellation_type::none) return;
   task_node* const outer = std::exchange(emitting_node, this);
-  signal_.emit(type);
+  signal_.get().emit(type);
   emitting_node = outer;
 }
 
@@ -147,10 +149,64 @@ class entry_ref {
   task_node* n_;
 };
 
+using entry_awaitable = net::awaitable<net::detail::awaitable_thread_entry_point>;
+using entry_frame =
+    net::detail::awaitable_frame<net::detail::awaitable_thread_entry_point, net::any_io_executor>;
+
+struct entry_promise;
+
+/// Asio's awaitables suspend only an awaitable_frame's handle: an awaitable that
+/// task_entry awaits is handed the same frame under that name.
+template <class T>
+struct entry_adapter {
+  net::awaitable<T> a;
+  bool await_ready() const noexcept { return a.await_ready(); }
+  void await_suspend(std::coroutine_handle<entry_promise> h) {
+    a.await_suspend(net::detail::coroutine_handle<entry_frame>::from_address(h.address()));
+  }
+  T await_resume() { return a.await_resume(); }
+};
+
+/// The promise of task_entry: Asio's, with the frame's memory from the task memory.
+struct entry_promise : entry_frame {
+  static void* operator new(std::size_t size) { return task_memory_allocate(size); }
+  static void operator delete(void* p, std::size_t size) noexcept {
+    task_memory_deallocate(p, size);
+  }
+
+  /// Asio's own transform first: it throws operation_aborted into a task cancelled
+  /// before it started, which then ends without running its body.
+  template <class T>
+  entry_adapter<T> await_transform(net::awaitable<T>&& a) {
+    return {entry_frame::await_transform(std::move(a))};
+  }
+
+  entry_awaitable get_return_object() {
+    entry_awaitable a = entry_frame::get_return_object();
+    // The handle Asio resumes and destroys the frame through is this promise's.
+    this->coro_ = std::coroutine_handle<entry_promise>::from_promise(*this);
+    return a;
+  }
+};
+static_assert(sizeof(entry_promise) == sizeof(entry_frame) &&
+              alignof(entry_promise) == alignof(entry_frame));
+
+}  // namespace
+}  // namespace crew::detail
+
+/// task_entry's frames come from crew's task memory (entry_ref names the coroutine).
+template <class Body>
+struct std::coroutine_traits<crew::detail::entry_awaitable, crew::detail::entry_ref, Body> {
+  using promise_type = crew::detail::entry_promise;
+};
+
+namespace crew::detail {
+namespace {
+
 /// The bottom frame of a task's coroutine stack: runs the body, then reports its
 /// outcome inline. Every exception, cancellation included, is caught.
 template <class Body>
-net::awaitable<net::detail::awaitable_thread_entry_point> task_entry(entry_ref node, Body body) {
+entry_awaitable task_entry(entry_ref node, Body body) {
   std::exception_ptr e;
   try {
     using awaitable_type = std::decay_t<decltype(awaitable_of(body))>;
@@ -171,7 +227,7 @@ using thread_type = net::detail::awaitable_thread<net::any_io_executor>;
 template <class Inner>
 class node_impl final : public task_node {
  public:
-  using allocator_type = net::recycling_allocator<node_impl>;
+  using allocator_type = task_allocator<node_impl>;
 
   node_impl(task_owner* owner, Inner const& inner) : task_node(owner, &table), inner_(inner) {}
 
@@ -196,11 +252,14 @@ class node_impl final : public task_node {
   }
 
   static void start(task_node* n, bool continuation) noexcept {
+    if (n->pool_ && n->pool_->take_start(n, n->pool_index_)) return;
     auto* self = static_cast<node_impl*>(n);
     launcher l{std::move(*self->thread_), self};
     self->thread_.reset();
     try {
-      auto ex = net::require(self->inner_, net::execution::blocking.never);
+      // The operation that carries the first section comes from the task memory too.
+      auto ex = net::prefer(net::require(self->inner_, net::execution::blocking.never),
+                            net::execution::allocator(task_allocator<void>()));
       if (continuation)
         net::execution::execute(net::prefer(ex, net::execution::relationship.continuation),
                                 section_function<launcher>(self, std::move(l)));
@@ -223,7 +282,20 @@ class node_impl final : public task_node {
     static_cast<node_impl*>(n)->thread_.reset();
   }
 
-  static constexpr operations table{&destroy, &start, &discard};
+  static void launch(task_node* n) noexcept {
+    auto* self = static_cast<node_impl*>(n);
+    launcher l{std::move(*self->thread_), self};
+    self->thread_.reset();
+    section_function<launcher>(self, std::move(l))();
+  }
+
+  static void abandon(task_node* n) noexcept {
+    // Destroying the thread destroys the entry frame, which reports the task abandoned.
+    node_ref keep((n->add_ref(), n));
+    static_cast<node_impl*>(n)->thread_.reset();
+  }
+
+  static constexpr operations table{&destroy, &start, &discard, &launch, &abandon};
 
   Inner inner_;
 };
@@ -257,7 +329,7 @@ task_node* make_node(task_owner& owner, Inner const& inner, task_body&& body, ta
   n->on_failure_ = std::move(spec.on_failure);
   n->site_ = spec.site;
   if (spec.index) n->index_ = *spec.index;
-  net::cancellation_slot slot = n->signal_.slot();
+  net::cancellation_slot slot = n->signal_.get().slot();
   net::cancellation_state state(slot);
   net::any_io_executor ex{task_executor<Inner>(inner, n)};
   std::visit(
@@ -307,6 +379,15 @@ task_node* make_task(task_owner& owner, net::any_io_executor const& ex, task_bod
   // anything bigger (a strand, another any_io_executor) each copy allocates.
   using io = net::io_context::executor_type;
   using pool = net::thread_pool::executor_type;
+  if (auto const* p = ex.target<io_pool::executor_type>()) {
+    io_pool_impl& placing = p->impl();
+    std::size_t const k = placing.place();
+    task_node* const n =
+        make_node(owner, placing.context(k).get_executor(), std::move(body), std::move(spec));
+    n->pool_ = &placing;
+    n->pool_index_ = k;
+    return n;
+  }
   task_node* n = nullptr;
   if (make_if<io>(ex, owner, body, spec, n) || make_if<net::strand<io>>(ex, owner, body, spec, n) ||
       make_if<pool>(ex, owner, body, spec, n) ||

@@ -12,6 +12,7 @@
 #include <crew/cron.hpp>
 #include <crew/error.hpp>
 #include <crew/gather.hpp>
+#include <crew/io_pool.hpp>
 #include <crew/loop.hpp>
 #include <crew/pipeline.hpp>
 #include <crew/retry.hpp>

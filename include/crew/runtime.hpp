@@ -267,6 +267,20 @@ class runtime {
   void enable_stats(bool on) noexcept;
   bool stats_enabled() const noexcept;
 
+  /** The most memory crew keeps for later tasks. The node, entry frame, start
+      operation and cancellation signal of an ended task go to free lists that the next
+      tasks take from, so that bursts of tasks on a warm heap do not go back to malloc
+      (docs/internals.md, "Task memory"). Each thread keeps up to two magazines of 128
+      blocks per size; beyond that they go to a shared depot that keeps at most `bytes`
+      (1 GiB by default), and past it to the heap. Setting it gives back what the depot
+      holds now; 0 keeps nothing in the depot.
+  */
+  void set_task_memory_limit(std::size_t bytes) noexcept;
+  std::size_t task_memory_limit() const noexcept;
+
+  /// Bytes in the depot and in the calling thread's free lists now.
+  std::size_t task_memory_cached() const noexcept;
+
   /// Turns task tracking (what `snapshot` and `dump` list) on (the default) or off. A
   /// task is tracked as it was when made.
   void enable_tracking(bool on) noexcept;

@@ -7,6 +7,7 @@
 
 #include <crew/detail/failure.hpp>
 #include <crew/detail/handler.hpp>
+#include <crew/detail/spin_mutex.hpp>
 #include <crew/detail/task.hpp>
 #include <crew/error.hpp>
 
@@ -60,7 +61,7 @@ using wait_handler = boost::asio::any_completion_handler<void(std::exception_ptr
 
 /** The state of a task group, shared with its tasks; compiled in lib/.
 
-    A mutex guards it, held only for O(1) bookkeeping: it is never held while user
+    A mutex (a spin_mutex) guards it, held only for O(1) bookkeeping: it is never held while user
     code, a handler, a cancellation or a task start runs. `on_failure` calls run one at
     a time on the group's executor (a queue drained by one posted operation, not a
     strand: a strand would die with its context's strand service, which may be gone
@@ -218,7 +219,7 @@ class group_core final : public task_owner, public std::enable_shared_from_this<
   std::uint64_t next_key() noexcept;
 
   net::any_io_executor const ex_;
-  mutable std::mutex mutex_;
+  mutable spin_mutex mutex_;
   intrusive_list<task_node> running_list_;
   intrusive_list<task_node> queue_;
   intrusive_list<task_node> pending_;  // a pool's submissions waiting for room in the queue

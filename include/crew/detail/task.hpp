@@ -10,6 +10,7 @@
 #ifndef CREW_DETAIL_TASK_HPP
 #define CREW_DETAIL_TASK_HPP
 
+#include <crew/detail/task_memory.hpp>
 #include <crew/detail/task_shape.hpp>
 #include <crew/error.hpp>
 #include <crew/this_task.hpp>
@@ -31,6 +32,7 @@ namespace crew::detail {
 
 class task_node;
 class spawn_waiter;
+class io_pool_impl;
 
 using failure_handler = std::function<void(task_failure const&)>;
 
@@ -186,6 +188,14 @@ class task_node {
   /// Drops a task that was never started, such as a withdrawn async_spawn.
   void discard() noexcept { ops_->discard(this); }
 
+  /// Runs the task's first section now, on this thread, instead of posting it: an
+  /// io_pool's batch of starts runs on the task's context.
+  void launch() noexcept { ops_->launch(this); }
+
+  /// Drops an admitted task that will never start (its batch was destroyed with its
+  /// context): it ends as abandoned.
+  void abandon() noexcept { ops_->abandon(this); }
+
   // Identity, written before the task starts and read-only afterwards.
   std::uint64_t id_ = 0;
   std::uint64_t parent_id_ = 0;  ///< the task that spawned this one, or 0
@@ -201,7 +211,8 @@ class task_node {
   task_node* next_ = nullptr;
   spawn_waiter* waiter_ = nullptr;  // set while an async_spawn waits for its slot
 
-  boost::asio::cancellation_signal signal_;
+  /// Its cancellation signal (signal_.get()), recycled from an ended task.
+  recycled_signal signal_;
 
   /// Its task_local values; read and replaced only from inside the task.
   std::shared_ptr<local_map const> locals_;
@@ -215,11 +226,17 @@ class task_node {
   std::int64_t made_at_ = 0;
   task_info* parent_info_ = nullptr;
 
+  /// The io_pool that placed the task, and on which of its contexts; or null.
+  io_pool_impl* pool_ = nullptr;
+  std::size_t pool_index_ = 0;
+
  protected:
   struct operations {
     void (*destroy)(task_node*) noexcept;
     void (*start)(task_node*, bool continuation) noexcept;
     void (*discard)(task_node*) noexcept;
+    void (*launch)(task_node*) noexcept;
+    void (*abandon)(task_node*) noexcept;
   };
 
   task_node(task_owner* owner, operations const* ops) noexcept : owner_(owner), ops_(ops) {}
