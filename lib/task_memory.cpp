@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+// Under AddressSanitizer every block goes to the heap and back, so that a use after
+// the end of a task is still caught.
 #if defined(__SANITIZE_ADDRESS__)
 #define CREW_TASK_MEMORY_DIRECT 1
 #elif defined(__has_feature)
@@ -34,6 +36,12 @@ struct signal_block {
 };
 
 namespace {
+
+#ifdef CREW_TASK_MEMORY_DIRECT
+constexpr bool direct = true;
+#else
+constexpr bool direct = false;
+#endif
 
 constexpr std::size_t granule = 64;
 constexpr std::size_t classes = 16;  // blocks up to 1 KiB
@@ -221,45 +229,30 @@ std::size_t class_of(std::size_t size) noexcept {
 }  // namespace
 
 void* task_memory_allocate(std::size_t size) {
-#ifndef CREW_TASK_MEMORY_DIRECT
-  if (std::size_t const c = class_of(size); c < classes) {
+  if (std::size_t const c = class_of(size); !direct && c < classes) {
     if (free_block* b = take(c)) return b;
     return ::operator new(block_bytes(c));
   }
-#endif
   return ::operator new(size);
 }
 
 void task_memory_deallocate(void* p, std::size_t size) noexcept {
-#ifndef CREW_TASK_MEMORY_DIRECT
-  if (std::size_t const c = class_of(size); c < classes) {
+  if (std::size_t const c = class_of(size); !direct && c < classes) {
     if (!give(c, static_cast<free_block*>(p))) ::operator delete(p);
     return;
   }
-#endif
   ::operator delete(p);
 }
 
 recycled_signal::recycled_signal() {
-#ifndef CREW_TASK_MEMORY_DIRECT
-  if (free_block* b = take(signal_kind)) {
-    b_ = &reinterpret_cast<signal_slot*>(b)->block;
-    return;
-  }
-  b_ = &(new signal_slot)->block;
-#else
-  b_ = new signal_block;
-#endif
+  free_block* b = direct ? nullptr : take(signal_kind);
+  b_ = b ? &reinterpret_cast<signal_slot*>(b)->block : &(new signal_slot)->block;
 }
 
 recycled_signal::~recycled_signal() {
-#ifndef CREW_TASK_MEMORY_DIRECT
   auto* slot =
       reinterpret_cast<signal_slot*>(reinterpret_cast<char*>(b_) - offsetof(signal_slot, block));
-  if (!give(signal_kind, &slot->link)) delete slot;
-#else
-  delete b_;
-#endif
+  if (direct || !give(signal_kind, &slot->link)) delete slot;
 }
 
 boost::asio::cancellation_signal& recycled_signal::get() const noexcept {
@@ -273,11 +266,9 @@ void set_task_memory_limit(std::size_t bytes) noexcept {
 task_memory_stats get_task_memory_stats() noexcept {
   task_memory_stats s;
   s.limit_bytes = the_depot().limit();
-#ifndef CREW_TASK_MEMORY_DIRECT
   s.cached_bytes = the_depot().bytes();
   for (std::size_t k = 0; k < kinds; ++k)
     s.cached_bytes += (cache.loaded[k].count + cache.spare[k].count) * block_bytes(k);
-#endif
   return s;
 }
 

@@ -2,11 +2,13 @@
 // crew — structured concurrency for Boost.Asio coroutines.
 // Distributed under the Boost Software License, Version 1.0.
 //
-// echo_daemon: a TCP echo server on 127.0.0.1 built on crew::task_group.
+// echo_daemon: a TCP echo server on 127.0.0.1 built on crew::task_group, running on a
+// crew::io_pool: one io_context per thread.
 //
-//   echo_daemon [--port P] [--grace-ms MS] [--self-test N]
+//   echo_daemon [--port P] [--threads N] [--grace-ms MS] [--self-test N]
 //
-// Every accepted connection is a named task of the server's group. SIGINT or SIGTERM
+// Every accepted connection is a named task of the server's group, placed on one of the
+// pool's contexts, where its socket moves too. SIGINT or SIGTERM
 // stops accepting, gives open connections --grace-ms to finish, then cancels the
 // rest; a second signal cancels them at once. --self-test N runs N loopback clients
 // that check their echoes byte for byte, then the daemon signals itself, drains and
@@ -21,7 +23,6 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/write.hpp>
 
@@ -38,7 +39,6 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 namespace net = boost::asio;
@@ -47,20 +47,21 @@ using namespace std::chrono_literals;
 
 namespace {
 
-using io_executor = net::io_context::executor_type;
-
 constexpr std::size_t self_test_concurrency = 16;
 
 struct config {
   unsigned short port = 0;
+  std::size_t threads = 2;
   std::chrono::milliseconds grace = 2000ms;
   std::size_t self_test_clients = 0;  // 0: no self-test
   bool help = false;
 };
 
 constexpr char const* usage =
-    "usage: echo_daemon [--port P] [--grace-ms MS] [--self-test N]\n"
+    "usage: echo_daemon [--port P] [--threads N] [--grace-ms MS] [--self-test N]\n"
     "  --port P       port to listen on at 127.0.0.1 (default 0: any free port)\n"
+    "  --threads N    threads, each running an io_context of a crew::io_pool that\n"
+    "                 the connections spread over (default 2)\n"
     "  --grace-ms MS  on SIGINT or SIGTERM, how long open connections may take to\n"
     "                 finish before they are cancelled (default 2000)\n"
     "  --self-test N  run N loopback clients against the daemon, then shut down and\n"
@@ -96,12 +97,15 @@ config parse_command_line(int argc, char** argv) {
     if (auto const eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {
       option = arg.substr(0, eq);
       value = arg.substr(eq + 1);
-    } else if (option == "--port" || option == "--grace-ms" || option == "--self-test") {
+    } else if (option == "--port" || option == "--threads" || option == "--grace-ms" ||
+               option == "--self-test") {
       if (i + 1 == argc) throw usage_error(std::string(option) + " needs a value");
       value = argv[++i];
     }
     if (option == "--port")
       cfg.port = static_cast<unsigned short>(parse_number(option, value, 0, 65535, "a port"));
+    else if (option == "--threads")
+      cfg.threads = parse_number(option, value, 1, 256, "a number of threads");
     else if (option == "--grace-ms")
       cfg.grace = std::chrono::milliseconds(
           parse_number(option, value, 0, 86'400'000, "a number of milliseconds"));
@@ -191,7 +195,14 @@ bool peer_went_away(boost::system::error_code const& ec) {
          ec == net::error::broken_pipe;
 }
 
-net::awaitable<void> echo(tcp::socket socket, counters& stats) {
+//[echo_daemon_adopt
+net::awaitable<void> echo(tcp::socket accepted, counters& stats) {
+  // The io_pool placed this task on one of its contexts: the connection moves there
+  // too, so that its reads and writes complete on the thread that runs the task.
+  tcp::socket socket(co_await net::this_coro::executor);
+  auto const protocol = accepted.local_endpoint().protocol();
+  socket.assign(protocol, accepted.release());
+  //]
   std::array<char, 16 * 1024> buffer;
   for (;;) {
     auto [read_ec, n] =
@@ -214,10 +225,10 @@ bool is_transient_accept_error(boost::system::error_code const& ec) {
 
 /// Runs until the acceptor is closed.
 net::awaitable<void> accept_connections(tcp::acceptor& acceptor, crew::task_group& connections,
-                                        io_executor io, counters& stats) {
+                                        counters& stats) {
   for (;;) {
     tcp::endpoint peer;
-    auto accept = acceptor.async_accept(io, peer, net::as_tuple(net::use_awaitable));
+    auto accept = acceptor.async_accept(peer, net::as_tuple(net::use_awaitable));
     auto [ec, socket] = co_await std::move(accept);
     if (!acceptor.is_open()) co_return;
     if (ec) {
@@ -308,13 +319,15 @@ net::awaitable<void> check_echoes(tcp::socket& socket, std::vector<std::string> 
                              (ec ? ec.message() : std::to_string(n) + " more byte(s)"));
 }
 
-net::awaitable<void> run_client(tcp::endpoint server, std::size_t client, io_executor io) {
-  // The sender and the receiver share the socket: a strand keeps them apart.
-  tcp::socket socket(net::make_strand(io));
+net::awaitable<void> run_client(tcp::endpoint server, std::size_t client) {
+  // The sender and the receiver share the socket. They run on this task's context, a
+  // single thread: nothing else keeps them apart.
+  auto ex = co_await net::this_coro::executor;
+  tcp::socket socket(ex);
   co_await socket.async_connect(server, net::use_awaitable);
   auto const messages = messages_for(client);
   crew::task_group_options options{.policy = crew::failure_policy::cancel_on_first};
-  crew::task_group halves(socket.get_executor(), std::move(options));
+  crew::task_group halves(ex, std::move(options));
   halves.spawn(send_messages(socket, messages), crew::spawn_options{.name = "send"});
   halves.spawn(check_echoes(socket, messages, client), crew::spawn_options{.name = "receive"});
   co_await halves.wait();
@@ -322,17 +335,18 @@ net::awaitable<void> run_client(tcp::endpoint server, std::size_t client, io_exe
 
 /// Runs the clients, at most 16 at once, then asks the daemon to shut down the way an
 /// operator would. Client failures come out of here as a nested task_errors.
-net::awaitable<void> run_self_test(tcp::endpoint server, std::size_t clients_n, io_executor io) {
+net::awaitable<void> run_self_test(tcp::endpoint server, std::size_t clients_n,
+                                   net::any_io_executor pool) {
   // Once cancelled, still wait for the clients already started.
   co_await net::this_coro::throw_if_cancelled(false);
   auto const state = co_await net::this_coro::cancellation_state;
   auto const cancelled = [&state] { return state.cancelled() != net::cancellation_type::none; };
 
   crew::task_group_options options{.limit = self_test_concurrency, .name = "self-test clients"};
-  crew::task_group clients(io, std::move(options));
+  crew::task_group clients(pool, std::move(options));
   for (std::size_t i = 0; i < clients_n && !cancelled(); ++i) {
     // Waits for a free slot; cancelled meanwhile, the client never starts.
-    auto admitted = clients.async_spawn(run_client(server, i, io),
+    auto admitted = clients.async_spawn(run_client(server, i),
                                         crew::spawn_options{.name = "client " + std::to_string(i)},
                                         net::as_tuple(net::use_awaitable));
     co_await std::move(admitted);
@@ -346,25 +360,26 @@ net::awaitable<void> run_self_test(tcp::endpoint server, std::size_t clients_n, 
 
 // ---------------------------------------------------------------- daemon
 
-/// Runs on the strand of the acceptor and the signal set; returns the exit status.
+/// Runs on the pool's first context, with the acceptor and the signal set; spawns the
+/// connections on the pool's executor. Returns the exit status.
 net::awaitable<int> run_daemon(tcp::acceptor& acceptor, net::signal_set& signals, config const& cfg,
-                               io_executor io) {
+                               net::any_io_executor pool) {
   auto ex = co_await net::this_coro::executor;
   auto const server = acceptor.local_endpoint();
   counters stats;
   std::size_t failures = 0;
 
-  crew::task_group connections(io);
-  crew::task_group self_test(io);
+  crew::task_group connections(pool);
+  crew::task_group self_test(pool);
   crew::task_group control(ex);
   control.spawn(watch_signals(signals, acceptor, connections),
                 crew::spawn_options{.name = "signals"});
   if (cfg.self_test_clients > 0)
-    self_test.spawn(run_self_test(server, cfg.self_test_clients, io),
+    self_test.spawn(run_self_test(server, cfg.self_test_clients, pool),
                     crew::spawn_options{.name = "self-test"});
 
   try {
-    co_await accept_connections(acceptor, connections, io, stats);
+    co_await accept_connections(acceptor, connections, stats);
   } catch (std::exception const& e) {
     std::cerr << "echo_daemon: " << e.what() << ": no longer accepting\n";
     ++failures;
@@ -426,12 +441,16 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  net::io_context ioc(2);
-  auto strand = net::make_strand(ioc);
+  //[echo_daemon_pool
+  crew::io_pool pool(cfg.threads);
+  // The acceptor, the signal set and the daemon's own coroutine live on the first
+  // context, a single thread: they need no strand.
+  auto const home = pool.context(0).get_executor();
   // Installed before the port is printed, so that a signal sent by whoever reads it
   // is never the default, fatal one.
-  net::signal_set signals(strand, SIGINT, SIGTERM);
-  tcp::acceptor acceptor(strand);
+  net::signal_set signals(home, SIGINT, SIGTERM);
+  tcp::acceptor acceptor(home);
+  //]
   tcp::endpoint const endpoint(net::ip::address_v4::loopback(), cfg.port);
   try {
     acceptor.open(endpoint.protocol());
@@ -443,19 +462,19 @@ int main(int argc, char** argv) {
               << e.code().message() << '\n';
     return 1;
   }
-  std::cout << "listening on " << to_string(acceptor.local_endpoint()) << std::endl;
+  std::cout << "listening on " << to_string(acceptor.local_endpoint()) << ", " << cfg.threads
+            << " thread(s)" << std::endl;
 
   int status = 1;
-  net::co_spawn(strand, run_daemon(acceptor, signals, cfg, ioc.get_executor()),
-                [&status](std::exception_ptr e, int rc) {
+  net::co_spawn(home, run_daemon(acceptor, signals, cfg, pool.get_executor()),
+                [&status, &pool](std::exception_ptr e, int rc) {
                   status = rc;
                   if (e) {
                     status = 1;
                     print_failures(e);
                   }
+                  pool.stop();
                 });
-  std::thread second([&ioc] { ioc.run(); });
-  ioc.run();
-  second.join();
+  pool.run();
   return status;
 }
