@@ -6,7 +6,16 @@
 // peers' (bench/peers/): bench/run alternates crew, raw Asio and the peers round by
 // round and pairs the results.
 //
-//   bench_workloads raw|crew WORKLOAD N THREADS
+//   bench_workloads raw|crew WORKLOAD N THREADS [--executor E] [--warm R]
+//
+//   --executor  what runs the tasks: io_context (the default; THREADS threads run one
+//               io_context), thread_pool (an asio::thread_pool of THREADS threads) or
+//               io_pool (a crew::io_pool of THREADS io_contexts, one thread each)
+//   --warm R    one warm-up burst, then R bursts in the same process (a warm heap):
+//               reports the median and every round. Without it, one cold burst.
+//
+// Every report has the CPU time per task: user + system time of every thread of the
+// process over the burst (getrusage), divided by N.
 //
 //   noop       spawn N tasks that return at once, wait for all
 //   yield      the same, each task yielding once (post)
@@ -42,6 +51,7 @@
 //   hooks      statistics, tracking, and one start hook and one end hook that do nothing
 //   hooks_only one start hook and one end hook, nothing else
 //
+#include <crew/io_pool.hpp>
 #include <crew/retry.hpp>
 #include <crew/run_group.hpp>
 #include <crew/runtime.hpp>
@@ -57,14 +67,17 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <sys/resource.h>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -319,14 +332,83 @@ bool configure_runtime() {
   return true;
 }
 
+/// User + system CPU time of every thread of the process so far.
+clock_type::duration cpu_time() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto const tv = [](timeval t) {
+    return std::chrono::seconds(t.tv_sec) + std::chrono::microseconds(t.tv_usec);
+  };
+  return std::chrono::duration_cast<clock_type::duration>(tv(u.ru_utime) + tv(u.ru_stime));
+}
+
+double per_task(clock_type::duration d, std::size_t n) {
+  return std::chrono::duration<double, std::nano>(d).count() / static_cast<double>(n);
+}
+
+/// Runs `measure` to its end on the executor named `executor`, with `threads` threads.
+/// False if it names no executor.
+bool run_on(std::string_view executor, unsigned threads,
+            std::function<net::awaitable<void>()> const& measure, std::exception_ptr& failure) {
+  auto done = [&](std::exception_ptr e) { failure = e; };
+  if (executor == "io_context") {
+    net::io_context ctx(static_cast<int>(threads));
+    net::co_spawn(ctx, measure(), done);
+    std::vector<std::thread> pool;
+    for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&] { ctx.run(); });
+    ctx.run();
+    for (auto& t : pool) t.join();
+    return true;
+  }
+  if (executor == "thread_pool") {
+    net::thread_pool pool(threads);
+    net::co_spawn(pool, measure(), done);
+    pool.join();
+    return true;
+  }
+  if (executor == "io_pool") {
+    crew::io_pool pool(threads);
+    net::co_spawn(pool.get_executor(), measure(), [&](std::exception_ptr e) {
+      failure = e;
+      pool.stop();
+    });
+    pool.run();
+    return true;
+  }
+  return false;
+}
+
 int main(int argc, char** argv) {
-  if (argc != 5) {
-    std::fprintf(stderr, "usage: bench_workloads raw|crew WORKLOAD N THREADS\n");
+  if (argc < 5) {
+    std::fprintf(stderr,
+                 "usage: bench_workloads raw|crew WORKLOAD N THREADS [--executor "
+                 "io_context|thread_pool|io_pool] [--warm R]\n");
     return 2;
   }
   std::string_view const impl = argv[1], workload = argv[2];
   std::size_t const n = std::strtoull(argv[3], nullptr, 10);
   unsigned const threads = static_cast<unsigned>(std::strtoul(argv[4], nullptr, 10));
+  std::string_view executor = "io_context";
+  std::size_t warm = 0;
+  for (int i = 5; i < argc; ++i) {
+    std::string_view const flag = argv[i];
+    if (i + 1 == argc) {
+      std::fprintf(stderr, "bench_workloads: %s needs a value\n", argv[i]);
+      return 2;
+    }
+    if (flag == "--executor") {
+      executor = argv[++i];
+    } else if (flag == "--warm") {
+      warm = std::strtoull(argv[++i], nullptr, 10);
+      if (warm == 0) {
+        std::fprintf(stderr, "bench_workloads: --warm needs a count of rounds above 0\n");
+        return 2;
+      }
+    } else {
+      std::fprintf(stderr, "bench_workloads: unknown flag %s\n", argv[i]);
+      return 2;
+    }
+  }
   bool const raw = impl == "raw";
   if ((!raw && impl != "crew") || n == 0 || threads == 0 || threads > 64) {
     std::fprintf(stderr, "bench_workloads: bad arguments\n");
@@ -340,9 +422,6 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  net::io_context ctx(static_cast<int>(threads));
-  clock_type::duration elapsed{};
-  long bytes = -1;
   std::exception_ptr failure;
   // g++ 12 mishandles temporaries in a co_await full-expression: pick the work in a
   // plain function, await it in a statement of its own.
@@ -371,6 +450,14 @@ int main(int argc, char** argv) {
   bool const parked_tasks = (workload == "cancel" || workload == "rss") && threads == 1;
   bool const shutdown = workload == "run_group_shutdown" && !raw && threads == 1;
   bool const never_waited = workload == "never_waited" && !raw && threads == 1;
+  if (warm != 0 && (parked_tasks || shutdown || never_waited)) {
+    std::fprintf(stderr, "bench_workloads: --warm is for bursts, not %s\n",
+                 std::string(workload).c_str());
+    return 2;
+  }
+  clock_type::duration elapsed{}, cpu{};
+  std::vector<clock_type::duration> rounds, cpu_rounds;
+  long bytes = -1;
   long growth = -1;
   auto measure = [&]() -> net::awaitable<void> {
     if (parked_tasks) {
@@ -395,16 +482,26 @@ int main(int argc, char** argv) {
       growth = result.growth;
       co_return;
     }
-    auto const start = clock_type::now();
-    auto op = work();
-    co_await std::move(op);
-    elapsed = clock_type::now() - start;
+    // Warm: round 0 warms the heap up and is not reported.
+    for (std::size_t round = 0; round <= warm; ++round) {
+      auto const start = clock_type::now();
+      auto const cpu_start = cpu_time();
+      auto op = work();
+      co_await std::move(op);
+      elapsed = clock_type::now() - start;
+      cpu = cpu_time() - cpu_start;
+      if (warm == 0) break;
+      if (round == 0) continue;
+      rounds.push_back(elapsed);
+      cpu_rounds.push_back(cpu);
+    }
   };
-  net::co_spawn(ctx, measure(), [&](std::exception_ptr e) { failure = e; });
-  std::vector<std::thread> pool;
-  for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&] { ctx.run(); });
-  ctx.run();
-  for (auto& t : pool) t.join();
+  if (!run_on(executor, threads, measure, failure)) {
+    std::fprintf(stderr,
+                 "bench_workloads: unknown executor %s (io_context, thread_pool, io_pool)\n",
+                 std::string(executor).c_str());
+    return 2;
+  }
   if (failure) {
     try {
       std::rethrow_exception(failure);
@@ -413,12 +510,30 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  auto const median = [](std::vector<clock_type::duration> v) {
+    std::sort(v.begin(), v.end());
+    auto const m = v.size() / 2;
+    return v.size() % 2 == 1 ? v[m] : (v[m - 1] + v[m]) / 2;
+  };
+  if (warm != 0) {
+    elapsed = median(rounds);
+    cpu = median(cpu_rounds);
+  }
   std::printf(
-      "{\"impl\": \"%s\", \"workload\": \"%s\", \"n\": %zu, \"threads\": %u, \"ns_per_task\": "
-      "%.1f, \"bytes_per_task\": %ld",
+      "{\"impl\": \"%s\", \"workload\": \"%s\", \"n\": %zu, \"threads\": %u, \"executor\": "
+      "\"%s\", \"warm\": %zu, \"ns_per_task\": %.1f, \"cpu_ns_per_task\": %.1f, "
+      "\"bytes_per_task\": %ld",
       raw ? "raw" : "crew", std::string(workload).c_str(), n, threads,
-      std::chrono::duration<double, std::nano>(elapsed).count() / static_cast<double>(n), bytes);
+      std::string(executor).c_str(), warm, per_task(elapsed, n), per_task(cpu, n), bytes);
   if (never_waited) std::printf(", \"rss_growth_bytes\": %ld", growth);
+  if (warm != 0) {
+    for (auto const* list : {&rounds, &cpu_rounds}) {
+      std::printf(list == &rounds ? ", \"rounds_ns\": [" : ", \"rounds_cpu_ns\": [");
+      for (std::size_t i = 0; i < list->size(); ++i)
+        std::printf("%s%.1f", i == 0 ? "" : ", ", per_task((*list)[i], n));
+      std::printf("]");
+    }
+  }
   std::printf("}\n");
   return 0;
 }
