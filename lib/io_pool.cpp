@@ -86,11 +86,15 @@ class batch_op {
 void io_pool_impl::thread_state::note_handler() {
   if (end_posted) return;
   end_posted = true;
-  // Runs once the spawning handler returned: the burst is over.
-  net::post(pool->context(index), [this] {
-    end_posted = false;
-    placed = 0;
-    send_all();
+  // Runs once the spawning handler returned: the burst is over. It finds the state
+  // through the thread, never through `this`: a pool stopped with this note queued and
+  // run again has a new state.
+  net::post(pool->context(index), [p = pool] {
+    thread_state* const t = this_thread_state;
+    if (!t || t->pool != p) return;
+    t->end_posted = false;
+    t->placed = 0;
+    t->send_all();
   });
 }
 

@@ -174,6 +174,32 @@ BOOST_AUTO_TEST_CASE(on_a_pool_thread_work_stays_on_its_context_and_dispatch_is_
   BOOST_TEST(checked);
 }
 
+BOOST_AUTO_TEST_CASE(a_burst_cut_by_stop_then_run_again_finishes) {
+  // The first run stops inside a burst, with its end-of-handler note and batches still
+  // queued; the second run must not touch the first run's placement state.
+  crew::io_pool pool(2);
+  crew::task_group group(pool.get_executor());
+  std::atomic<int> ran{0};
+  net::post(pool.context(0), [&] {
+    for (int i = 0; i < 500; ++i)
+      group.spawn([&]() -> net::awaitable<void> {
+        ++ran;
+        co_return;
+      });
+    pool.stop();
+  });
+  pool.run();
+  pool.restart();
+  auto done = group.async_wait(net::use_future);
+  std::thread stopper([&] {
+    done.get();
+    pool.stop();
+  });
+  pool.run();
+  stopper.join();
+  BOOST_TEST(ran == 500);
+}
+
 BOOST_AUTO_TEST_CASE(stop_then_restart_runs_again) {
   crew::io_pool pool(2);
   net::post(pool.context(1), [&] { pool.stop(); });
