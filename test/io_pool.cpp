@@ -94,6 +94,28 @@ struct placements {
 
 }  // namespace
 
+// ---------------------------------------------------------------- docs
+
+BOOST_AUTO_TEST_CASE(a_group_on_the_pool_as_the_docs_show_it) {
+  std::atomic<int> done{0};
+  //[io_pool_run
+  crew::io_pool pool(2);  // two io_contexts, one thread each
+  crew::task_group group(pool.get_executor());
+  for (int i = 0; i < 1000; ++i)
+    group.spawn([&done]() -> net::awaitable<void> {
+      // The pool placed this task on one of its contexts: it stays there, and so
+      // does what it makes from its executor.
+      auto ex = co_await net::this_coro::executor;
+      net::steady_timer timer(ex, 1ms);
+      co_await timer.async_wait(net::use_awaitable);
+      ++done;
+    });
+  group.async_wait([&pool](std::exception_ptr) { pool.stop(); });
+  pool.run();  // the first context on this thread, the other on a thread of its own
+  //]
+  BOOST_TEST(done == 1000);
+}
+
 // ---------------------------------------------------------------- bad input
 
 BOOST_AUTO_TEST_CASE(zero_or_too_many_threads_name_the_parameter) {
