@@ -558,6 +558,50 @@ CO_TEST_CASE(with_use_awaitable) {
   co_await pool.shutdown();
 }
 
+CO_TEST_CASE(use_awaitable_with_room_goes_on_without_suspending) {
+  auto ex = co_await net::this_coro::executor;
+  crew::worker_pool pool{ex, 1, 1};
+  gate g(ex);
+  tally t;
+  bool other_ran = false;
+  net::post(ex, [&] { other_ran = true; });
+  // A free worker, then a place in the queue: both accepted without a trip through
+  // the scheduler, so the handler posted before them has not run yet.
+  for (int i = 0; i < 2; ++i) {
+    auto op = pool.async_submit(t.job_at(g), net::use_awaitable);
+    co_await std::move(op);
+  }
+  BOOST_TEST(!other_ran);
+  BOOST_TEST(pool.stats().queued == 1u);
+  // Full: this one suspends until the queue has room.
+  auto full = pool.async_submit(t.job_at(g), net::use_awaitable);
+  g.open();
+  co_await std::move(full);
+  BOOST_TEST(other_ran);
+  co_await pool.wait();
+  BOOST_TEST(t.ran == 3);
+}
+
+CO_TEST_CASE(use_awaitable_from_a_cancelled_caller_is_aborted_even_with_room) {
+  auto ex = co_await net::this_coro::executor;
+  crew::worker_pool pool{ex, 2, 2};
+  tally t;
+  net::cancellation_signal signal;
+  auto caller = [&]() -> net::awaitable<void> {
+    co_await yield_once();  // cancelled meanwhile
+    auto op = pool.async_submit(t.job(1), net::use_awaitable);
+    co_await std::move(op);
+  };
+  auto done =
+      net::co_spawn(ex, caller(), net::bind_cancellation_slot(signal.slot(), net::use_future));
+  signal.emit(net::cancellation_type::terminal);
+  co_await yield_n(5);
+  BOOST_CHECK_EXCEPTION(done.get(), boost::system::system_error,
+                        [](auto const& e) { return e.code() == net::error::operation_aborted; });
+  co_await pool.wait();
+  BOOST_TEST(t.ran == 0);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 // ============================================================ hostile input
