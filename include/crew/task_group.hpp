@@ -140,7 +140,10 @@ class basic_task_group : public detail::io_object<basic_task_group, Executor, ta
 
       @par Completion signature
       `void(boost::system::error_code)`: success once the task was admitted (it has
-      not run yet); `crew::error::shut_down` if the group was destroyed first.
+      not run yet); `crew::error::shut_down` if the group was destroyed first. With
+      `use_awaitable` (plain), a task that gets a slot at once is admitted without
+      suspending the caller; a caller already cancelled gets `operation_aborted`
+      first, as for any awaited operation.
 
       @par Per-operation cancellation
       All types. While the task still waits for a slot it is dropped without ever

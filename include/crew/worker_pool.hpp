@@ -126,7 +126,9 @@ class basic_worker_pool : public detail::io_object<basic_worker_pool, Executor, 
       `void(boost::system::error_code)`: success once the task was accepted (started or
       queued; it may not have run yet); `crew::error::shut_down` if the pool was shut
       down or destroyed before it accepted the task; `operation_aborted` if the
-      submission was cancelled, or `cancel()` ran, while it waited for room.
+      submission was cancelled, or `cancel()` ran, while it waited for room. With
+      `use_awaitable` (plain), a task accepted at once is accepted without suspending
+      the caller; a caller already cancelled gets `operation_aborted` first.
 
       @par Per-operation cancellation
       All types. While the submission waits for room, the task is dropped without ever
