@@ -3,7 +3,8 @@
 // Distributed under the Boost Software License, Version 1.0.
 //
 // Many tasks on a 2-thread io_context: no lost error, no double count. Built and
-// run under ThreadSanitizer by scripts/test.
+// run under ThreadSanitizer by scripts/test; built a second time, as
+// test_task_group_stress_io_pool, to run on a 2-context crew::io_pool (co_test.hpp).
 //
 #define BOOST_TEST_MODULE task_group_stress
 #include <crew/task_group.hpp>
@@ -27,7 +28,7 @@ constexpr int task_count = 100'000;
 }
 
 CO_TEST_CASE_MT(every_seventh_of_100k_tasks_throws_and_each_failure_is_recorded_once, 2) {
-  auto ex = co_await net::this_coro::executor;
+  auto ex = co_await crew_test::executor();
   crew::task_group_options keep_all;
   keep_all.keep_failures = crew::unlimited;
   crew::task_group g{ex, keep_all};
@@ -52,7 +53,7 @@ CO_TEST_CASE_MT(every_seventh_of_100k_tasks_throws_and_each_failure_is_recorded_
 }
 
 BOOST_AUTO_TEST_CASE(limit_and_failures_with_spawners_on_other_threads) {
-  net::thread_pool pool(2);
+  crew_test::background_threads pool;  // on an io_pool, tasks spawned from outside
   crew::task_group g{pool.get_executor(), {.limit = 64}};
   std::atomic<int> active{0}, peak{0}, ran{0};
   std::vector<std::thread> spawners;
