@@ -909,6 +909,33 @@ CO_TEST_CASE(async_spawn_with_use_awaitable_waits_for_a_slot) {
   BOOST_TEST(peak == 3);
 }
 
+BOOST_AUTO_TEST_CASE(async_spawn_with_use_awaitable_and_a_free_slot_does_not_suspend) {
+  // On one io_context: a handler posted before the spawns has not run after them,
+  // because none of them went through the scheduler; the one that waits for a slot did.
+  net::io_context ctx;
+  bool other_ran = false, checked = false;
+  net::co_spawn(
+      ctx,
+      [&]() -> net::awaitable<void> {
+        crew::task_group g{ctx, {.limit = 2}};
+        net::post(ctx, [&] { other_ran = true; });
+        for (int i = 0; i < 2; ++i) {
+          auto op = g.async_spawn(yield_n(1), net::use_awaitable);
+          co_await std::move(op);
+        }
+        BOOST_TEST(!other_ran);
+        BOOST_TEST(g.size() == 2u);
+        auto third = g.async_spawn(yield_n(1), net::use_awaitable);
+        co_await std::move(third);
+        BOOST_TEST(other_ran);
+        co_await g.wait();
+        checked = true;
+      },
+      net::detached);
+  ctx.run();
+  BOOST_TEST(checked);
+}
+
 BOOST_AUTO_TEST_CASE(async_spawn_cancelled_while_waiting_drops_the_task) {
   net::io_context ctx;
   crew::task_group g{ctx, {.limit = 1}};
