@@ -85,7 +85,6 @@ class batch_op {
 
 void io_pool_impl::thread_state::note_handler() {
   if (end_posted) return;
-  end_posted = true;
   // Runs once the spawning handler returned: the burst is over. It finds the state
   // through the thread, never through `this`: a pool stopped with this note queued and
   // run again has a new state.
@@ -96,6 +95,7 @@ void io_pool_impl::thread_state::note_handler() {
     t->placed = 0;
     t->send_all();
   });
+  end_posted = true;  // only once posted: a note that failed to post is tried again
 }
 
 void io_pool_impl::thread_state::send(std::size_t k) {
