@@ -10,6 +10,7 @@
 //
 #include <crew/detail/io_pool.hpp>
 #include <crew/detail/seam.hpp>
+#include <crew/detail/spin_mutex.hpp>
 #include <crew/detail/task.hpp>
 #include <crew/detail/task_executor.hpp>
 #include <crew/detail/task_memory.hpp>
@@ -43,13 +44,7 @@ crew::trace_id task_node::trace() noexcept {
 }
 
 void task_node::pause(unsigned& spins) noexcept {
-  if (++spins < 64) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-  } else {
-    std::this_thread::yield();
-  }
+  spin_pause(spins);
 }
 
 void task_node::request_cancel(boost::asio::cancellation_type type) noexcept {

@@ -10,6 +10,18 @@
 
 namespace crew::detail {
 
+/// One step of a wait for another thread: a CPU pause for the first 63 steps, then a
+/// yield, so that a preempted thread we wait for gets to run.
+inline void spin_pause(unsigned& spins) noexcept {
+  if (++spins < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  } else {
+    std::this_thread::yield();
+  }
+}
+
 /** A mutex for critical sections of a few dozen instructions that never block: a
     group's bookkeeping. It spins, then yields, instead of sleeping in the kernel: on
     an io_pool a task's start and another's end take the same group's lock from two
@@ -19,15 +31,7 @@ class spin_mutex {
  public:
   void lock() noexcept {
     while (locked_.exchange(true, std::memory_order_acquire)) {
-      for (unsigned spins = 0; locked_.load(std::memory_order_relaxed);) {
-        if (++spins < 64) {
-#if defined(__x86_64__) || defined(__i386__)
-          __builtin_ia32_pause();
-#endif
-        } else {
-          std::this_thread::yield();
-        }
-      }
+      for (unsigned spins = 0; locked_.load(std::memory_order_relaxed);) spin_pause(spins);
     }
   }
 
@@ -36,9 +40,7 @@ class spin_mutex {
            !locked_.exchange(true, std::memory_order_acquire);
   }
 
-  void unlock() noexcept {
-    locked_.store(false, std::memory_order_release);
-  }
+  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
 
  private:
   std::atomic<bool> locked_{false};
